@@ -1,0 +1,59 @@
+# netboot.talos: `make lab` shows the whole flow on QEMU machines, `make test` runs every test.
+# Both install what they need: Debian packages (apt, as root) and a virtualenv in .venv.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+export CONTAINERS_CONF := $(abspath tests/podman/containers.conf)
+export PYTHONPATH := $(abspath collections)
+
+DEBIAN_PACKAGES := podman runc qemu-system-x86 ipxe ipxe-qemu ovmf tftpd-hpa tftp-hpa dnsmasq \
+	cpio busybox-static iproute2 curl debootstrap
+MOLECULE_SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
+
+.PHONY: help deps venv lint unit molecule test bench lab lab-down clean
+
+help:
+	@echo "make lab       boot the virtual lab end to end (QEMU, BIOS and UEFI machines)"
+	@echo "make lab-down  remove everything the lab made"
+	@echo "make test      lint, unit tests, molecule scenarios and the PXE end-to-end test"
+	@echo "make bench     time the configs play for 3, 100 and 1000 nodes"
+
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BIN)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-test.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+lint: venv
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint -q
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+molecule: deps venv
+	@for s in $(MOLECULE_SCENARIOS); do \
+		echo "== molecule scenario $$s"; \
+		$(BIN)/molecule test -s $$s || exit 1; \
+	done
+
+test: deps venv lint unit molecule
+
+bench: venv
+	$(BIN)/python tests/bench/configs_play.py
+
+clean:
+	rm -rf $(VENV) build tests/output
