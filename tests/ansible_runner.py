@@ -61,6 +61,8 @@ def ansible_env(extra=None):
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
             "ANSIBLE_LOCALHOST_WARNING": "0",
+            # The controller's own Python (the virtualenv) runs modules on this machine.
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
         }
     )
