@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+"""Controller-side half of netboot.talos.talos_inventory: reads every node's variables from hostvars."""
+
+from __future__ import annotations
+
+import os
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.netboot.talos.plugins.module_utils import inventory
+from ansible_collections.netboot.talos.plugins.module_utils.talos import config, secrets
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("group", "clusters_dir", "trial_render"))
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        group = args.get("group", "talos")
+        clusters_dir = args.get("clusters_dir") or task_vars.get("talos_clusters_dir") or os.path.join(os.getcwd(), "clusters")
+        groups = task_vars.get("groups", {})
+        hostvars = task_vars["hostvars"]
+
+        hosts, problems = {}, []
+        for host in groups.get(group, []):
+            variables = hostvars[host]
+            hosts[host] = {}
+            for name in inventory.NODE_VARIABLES:
+                if name not in variables:
+                    continue
+                try:
+                    hosts[host][name] = variables[name]
+                except AnsibleError as exc:
+                    problems.append("%s: %s: cannot be templated: %s" % (host, name, to_native(exc.message)))
+        memberships = {host: set() for host in hosts}
+        for role_group in inventory.ROLE_GROUPS:
+            for host in groups.get(role_group, []):
+                if host in memberships:
+                    memberships[host].add(role_group)
+
+        render = None
+        if args.get("trial_render", True):
+            bundle = secrets.placeholder_bundle()
+            render = lambda spec: config.render(bundle, spec)  # noqa: E731
+        try:
+            if problems:
+                raise inventory.InventoryError(problems)
+            cluster, nodes = inventory.build_nodes(hosts, memberships, clusters_dir, render)
+        except inventory.InventoryError as exc:
+            result.update(failed=True, msg=str(exc), problems=exc.problems)
+            return result
+        result.update(changed=False, cluster=cluster, nodes=nodes)
+        return result

@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# The work happens in the action plugin of the same name (plugins/action/talos_inventory.py):
+# it needs every host's variables, which only the controller has.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: talos_inventory
+short_description: Validate every Talos node of the inventory and return normalised node specs
+version_added: 0.1.0
+description:
+  - Reads the C(talos_*) variables of every host in group O(group) (host_vars over group_vars) and
+    the role of each node from its membership of group C(controlplane) or C(workers).
+  - Checks them all at once - MACs (normalised, unique), IPs (valid, unique, inside C(talos_network)),
+    hostnames (valid, unique), role, install disk or selector, cluster endpoint (https URL with a port),
+    Talos version (1.9 to 1.14), settings that must agree across nodes, and config patches, which are
+    applied in a trial render so that a patch Talos would reject fails here.
+  - Fails with one line per problem, each naming the host and the variable, before anything is written.
+  - Runs on the controller only and changes nothing.
+author:
+  - netboot.talos developers
+options:
+  group:
+    description: Inventory group holding every Talos node.
+    type: str
+    default: talos
+  clusters_dir:
+    description:
+      - Directory under which each cluster's files live (C(<clusters_dir>/<cluster name>/)).
+      - Defaults to C(clusters) in the directory ansible-playbook runs from, like talosctl writes to the current directory.
+    type: path
+  trial_render:
+    description: Render every node with stand-in secrets to catch patches Talos would reject.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: Reads only.
+"""
+
+EXAMPLES = r"""
+- name: Validate the inventory
+  netboot.talos.talos_inventory:
+  register: talos_inventory
+
+- name: Show each node's normalised MAC
+  ansible.builtin.debug:
+    msg: "{{ talos_inventory.nodes | items2dict(key_name='name', value_name='mac') }}"
+"""
+
+RETURN = r"""
+cluster:
+  description: Cluster-wide facts.
+  returned: success
+  type: dict
+  contains:
+    name: {description: Cluster name., type: str}
+    endpoint: {description: Kubernetes API endpoint URL., type: str}
+    dir: {description: Directory of this cluster's secrets, configs, talosconfig and kubeconfig., type: str}
+    delivery: {description: How nodes get their config, C(http) or C(api)., type: str}
+    controlplane_ips: {description: IPs of the control-plane nodes., type: list, elements: str}
+    talos_versions: {description: Talos versions in use., type: list, elements: str}
+nodes:
+  description: One entry per node, sorted by name.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name: {description: Inventory hostname., type: str}
+    role: {description: C(controlplane) or C(worker)., type: str}
+    mac: {description: MAC in lower-case colon form., type: str}
+    ip: {description: Node IP., type: str}
+    arch: {description: C(amd64) or C(arm64)., type: str}
+    talos_version: {description: Talos version., type: str}
+    schematic: {description: Image Factory schematic ID of the node's boot assets and installer., type: str}
+    pxe_kernel_args: {description: Extra kernel arguments for the network boot., type: list, elements: str}
+    config: {description: Node spec for M(netboot.talos.talos_machine_config)., type: dict}
+problems:
+  description: One line per problem, C(host: variable: message).
+  returned: failure
+  type: list
+  elements: str
+"""
