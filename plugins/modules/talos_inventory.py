@@ -81,7 +81,7 @@ nodes:
     pxe_kernel_args: {description: Extra kernel arguments for the network boot., type: list, elements: str}
     config: {description: Node spec for M(netboot.talos.talos_machine_config)., type: dict}
 problems:
-  description: One line per problem, C(host: variable: message).
+  description: "One line per problem: the host, the variable and what is wrong."
   returned: failure
   type: list
   elements: str
