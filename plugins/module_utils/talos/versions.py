@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Internal to the netboot.talos collection: may change in any release.
+"""Per-Talos-version facts, in one place: supported contracts, default Kubernetes and installer images.
+
+Kubernetes defaults are `constants.DefaultKubernetesVersion` of every Talos release tag; a patch
+release newer than the table uses the newest known default of its minor version.
+"""
+
+from __future__ import annotations
+
+import re
+
+SUPPORTED_CONTRACTS = ((1, 9), (1, 10), (1, 11), (1, 12), (1, 13), (1, 14))
+
+# Talos release -> DefaultKubernetesVersion, only where it changed within a minor version.
+_KUBERNETES_DEFAULTS = {
+    (1, 9): [(0, "1.32.0"), (3, "1.32.1"), (4, "1.32.2"), (5, "1.32.3"), (6, "1.32.4")],
+    (1, 10): [(0, "1.33.0"), (3, "1.33.1"), (5, "1.33.2"), (6, "1.33.3"), (7, "1.33.4"), (8, "1.33.6")],
+    (1, 11): [(0, "1.34.0"), (2, "1.34.1")],
+    (1, 12): [(0, "1.35.0"), (5, "1.35.2"), (7, "1.35.4")],
+    (1, 13): [(0, "1.36.0"), (3, "1.36.1"), (5, "1.36.2"), (9, "1.36.3")],
+    # 1.14 is not released yet: v1.14.0-rc.1 ships 1.37.0-rc.0, the main branch 1.37.0-rc.1.
+    (1, 14): [(0, "1.37.0-rc.1")],
+}
+_KUBERNETES_PRERELEASE_DEFAULTS = {"1.14.0-rc.1": "1.37.0-rc.0"}
+
+INSTALLER_IMAGE = "ghcr.io/siderolabs/installer"
+# From 1.14 talosctl defaults to the Image Factory metal installer of the empty ("vanilla") schematic.
+FACTORY_INSTALLER_IMAGE = "factory.talos.dev/metal-installer"
+VANILLA_SCHEMATIC = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
+
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?\Z")
+
+
+class VersionError(ValueError):
+    """A Talos version that is garbled or outside the supported range."""
+
+
+def parse(version):
+    """`v1.9.4` -> (1, 9, 4, None); `v1.14.0-rc.1` -> (1, 14, 0, 'rc.1'). Raises VersionError."""
+    match = _VERSION.match(version) if isinstance(version, str) else None
+    if not match:
+        raise VersionError("Talos version %r is not a version like v1.9.4" % (version,))
+    major, minor, patch = (int(part) for part in match.group(1, 2, 3))
+    return major, minor, patch, match.group(4)
+
+
+def contract(version):
+    """The version contract (major, minor) of a supported Talos version: `v1.9.4` -> (1, 9)."""
+    major, minor, _, _ = parse(version)
+    if (major, minor) not in SUPPORTED_CONTRACTS:
+        raise VersionError(
+            "Talos version %r is not supported (supported: %s)"
+            % (version, ", ".join("%d.%d" % supported for supported in SUPPORTED_CONTRACTS))
+        )
+    return major, minor
+
+
+def normalize(version):
+    """The version with its leading `v`, as Talos tags and images spell it."""
+    parse(version)
+    return version if version.startswith("v") else "v" + version
+
+
+def default_kubernetes_version(version):
+    """Talos's DefaultKubernetesVersion (no leading v) for this Talos version."""
+    key = contract(version)
+    patch = parse(version)[2]
+    exact = _KUBERNETES_PRERELEASE_DEFAULTS.get(normalize(version)[1:])
+    if exact:
+        return exact
+    chosen = _KUBERNETES_DEFAULTS[key][0][1]
+    for first_patch, kubernetes in _KUBERNETES_DEFAULTS[key]:
+        if patch >= first_patch:
+            chosen = kubernetes
+    return chosen
+
+
+def default_installer_image(version):
+    """The installer image `talosctl gen config` writes for this Talos version."""
+    tag = normalize(version)
+    if contract(version) >= (1, 14):
+        return "%s/%s:%s" % (FACTORY_INSTALLER_IMAGE, VANILLA_SCHEMATIC, tag)
+    return "%s:%s" % (INSTALLER_IMAGE, tag)
