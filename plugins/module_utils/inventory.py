@@ -345,7 +345,12 @@ def _node(host, role, variables, problems):
         return None
 
     schematic = factory.schematic_id(factory.customization(extensions))
-    install_image = var("talos_install_image") or factory.installer_image(version, schematic)
+    if var("talos_install_image"):
+        install_image = var("talos_install_image")
+    elif extensions:
+        install_image = factory.installer_image(version, schematic)
+    else:
+        install_image = versions.default_installer_image(version)
     node_network = {
         "addresses": ["%s/%d" % (ip, network.prefixlen)],
         "routes": [{"network": "0.0.0.0/0" if ip.version == 4 else "::/0", "gateway": str(gateway)}] if gateway else [],
