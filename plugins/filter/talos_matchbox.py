@@ -1,0 +1,20 @@
+# -*- coding: utf-8 -*-
+"""Filter netboot.talos.talos_matchbox: the matchbox profiles, groups and config files for Talos nodes."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netboot.talos.plugins.module_utils import matchbox
+
+
+def talos_matchbox(nodes, matchbox_url, http_delivery=True, halt_if_installed=False):
+    try:
+        return matchbox.talos_entries(nodes, matchbox_url, http_delivery=bool(http_delivery), halt_if_installed=bool(halt_if_installed))
+    except matchbox.MatchboxError as exc:
+        raise AnsibleFilterError("talos_matchbox: %s" % exc)
+
+
+class FilterModule:
+    def filters(self):
+        return {"talos_matchbox": talos_matchbox}

@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+# Internal to the netboot.talos collection: may change in any release.
+"""Talos boot assets (kernel, initramfs) on the boot server: checked by size, magic and sha256, fetched atomically.
+
+Standard library only: this runs on the boot server inside the talos_boot_assets module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+
+from ansible_collections.netboot.talos.plugins.module_utils.talos import factory
+
+CHUNK = 1024 * 1024
+FILE_MODE = 0o644
+DIRECTORY_MODE = 0o755
+# (offset, bytes) any of which marks a valid file of that kind.
+KERNEL_MAGIC = {"amd64": [(0x202, b"HdrS")], "arm64": [(0x38, b"ARMd")]}
+INITRAMFS_MAGIC = [(0, b"\xfd7zXZ\x00"), (0, b"\x28\xb5\x2f\xfd"), (0, b"\x1f\x8b"), (0, b"070701"), (0, b"070702")]
+
+
+def problem_with(path, magic, sha256=None):
+    """Why the file at path is not a valid asset, or None when it is."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            head = handle.read(0x240)
+    except FileNotFoundError:
+        return "missing"
+    if size == 0:
+        return "empty"
+    if not any(head[offset:offset + len(signature)] == signature for offset, signature in magic):
+        return "not a %s (wrong magic bytes)" % describe(magic)
+    if sha256 and file_sha256(path) != sha256.lower():
+        return "sha256 differs from the checksum given"
+    return None
+
+
+def describe(magic):
+    return "Linux kernel image" if magic in KERNEL_MAGIC.values() else "compressed initramfs"
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(source, path, magic, sha256, timeout):
+    """Copy source (URL or local file) beside path, verify it, then rename it over path."""
+    directory = os.path.dirname(path)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(fd, "wb") as target:
+            if "://" in source:
+                with urllib.request.urlopen(source, timeout=timeout) as response:
+                    shutil.copyfileobj(response, target, CHUNK)
+            else:
+                with open(source, "rb") as handle:
+                    shutil.copyfileobj(handle, target, CHUNK)
+        problem = problem_with(temporary, magic, sha256)
+        if problem:
+            raise ValueError(problem)
+        os.chmod(temporary, FILE_MODE)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def wanted_files(nodes, base_url):
+    """[(version, schematic, file name, magic, URL)] for each distinct (version, arch, schematic); ValueError names the node."""
+    wanted, seen, problems = [], set(), []
+    for index, node in enumerate(nodes):
+        where = "nodes[%s]" % node.get("name", index)
+        key = (node.get("talos_version"), node.get("arch"), node.get("schematic"))
+        if key in seen:
+            continue
+        seen.add(key)
+        version, arch, schematic = key
+        try:
+            factory.check_arch(arch, where + ".arch")
+            factory.check_schematic(schematic, where + ".schematic")
+            for name in factory.asset_files(arch):
+                magic = KERNEL_MAGIC[arch] if name == factory.kernel_file(arch) else INITRAMFS_MAGIC
+                wanted.append((version, schematic, name, magic, factory.asset_url(schematic, version, name, base_url)))
+        except ValueError as exc:
+            problems.append(str(exc) if str(exc).startswith(where) else "%s: %s" % (where, exc))
+    if problems:
+        raise ValueError("; ".join(problems))
+    return wanted
+
+
+def provide(dest, nodes, base_url, local_dir=None, checksums=None, timeout=60, check_mode=False):
+    """Make every file the nodes need valid under dest. Returns (fetched, present, failures)."""
+    fetched, present, failures = [], [], []
+    for version, schematic, name, magic, url in wanted_files(nodes, base_url):
+        relative = "%s/%s/%s" % (version, schematic, name)
+        path = os.path.join(dest, relative)
+        sha256 = (checksums or {}).get(relative)
+        if problem_with(path, magic, sha256) is None:
+            present.append(path)
+            continue
+        source = os.path.join(local_dir, schematic, version, name) if local_dir else url
+        if check_mode:
+            fetched.append(path)
+            continue
+        try:
+            os.makedirs(os.path.dirname(path), mode=DIRECTORY_MODE, exist_ok=True)
+            fetch(source, path, magic, sha256, timeout)
+            fetched.append(path)
+        except (OSError, ValueError, urllib.error.URLError) as exc:
+            failures.append("%s from %s: %s" % (relative, source, getattr(exc, "reason", None) or exc))
+    return fetched, present, failures
