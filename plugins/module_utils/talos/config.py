@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import os
 import re
 from urllib.parse import urlsplit
 
+import yaml
+
+from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos import patch as patching
 from ansible_collections.netboot.talos.plugins.module_utils.talos import versions, yamlv3
 
@@ -626,3 +630,62 @@ def redact(text, secrets_bundle):
     for value in secret_values(secrets_bundle):
         text = text.replace(value, "<redacted>")
     return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the configs of many nodes (the talos_machine_config module)
+
+
+def load_secrets(path):
+    """The parsed secrets bundle at path; SpecError when it is missing or incomplete."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            bundle = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(["secrets: cannot read %s: %s" % (path, exc)]) from None
+    try:
+        for key in ("id", "secret"):
+            assert bundle["cluster"][key]
+        assert bundle["secrets"]["bootstraptoken"] and bundle["trustdinfo"]["token"]
+        for name in ("etcd", "k8s", "k8saggregator", "os"):
+            assert bundle["certs"][name]["crt"] and bundle["certs"][name]["key"]
+        assert bundle["certs"]["k8sserviceaccount"]["key"]
+    except (AssertionError, KeyError, TypeError):
+        raise SpecError(["secrets: %s is not a complete Talos secrets bundle" % path]) from None
+    return bundle
+
+
+def ensure_configs(secrets_path, dest, nodes, check_mode=False, want_diff=False):
+    """Render every node and write `<dest>/<name>.yaml` (0600) where it changed.
+
+    Every spec is validated and rendered before anything is written; SpecError lists all problems.
+    Returns {changed, rendered, changed_nodes, diff}; the diff is redacted, never config secrets.
+    """
+    bundle = load_secrets(secrets_path)
+    problems, rendered = [], []
+    names = [node.get("name") if isinstance(node, dict) else None for node in nodes]
+    for name in sorted({n for n in names if isinstance(n, str) and names.count(n) > 1}):
+        problems.append("nodes[%s].name: appears more than once" % name)
+    for node in nodes:
+        try:
+            rendered.append((node["name"], render(bundle, node).encode("utf-8")))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    changed = files.ensure_directory(dest, 0o700, check_mode)
+    changed_nodes, diffs = [], []
+    for name, content in rendered:
+        path = os.path.join(dest, name + ".yaml")
+        node_changed, previous = files.ensure_file(path, content, 0o600, check_mode)
+        if node_changed:
+            changed_nodes.append(name)
+            if want_diff:
+                before = "" if previous is None else redact(previous.decode("utf-8", "replace"), bundle)
+                diffs.append({"before_header": path, "after_header": path, "before": before, "after": redact(content.decode("utf-8"), bundle)})
+    return {
+        "changed": changed or bool(changed_nodes),
+        "rendered": [name for name, _ in rendered],
+        "changed_nodes": changed_nodes,
+        "diff": diffs,
+    }
