@@ -71,7 +71,7 @@ def load(patch):
 
 
 def _identity(document):
-    if "version" in document or "machine" in document or "cluster" in document:
+    if "version" in document or ("apiVersion" not in document and "kind" not in document):
         return ("v1alpha1",)
     return (document.get("apiVersion"), document.get("kind"), document.get("name"))
 
@@ -157,7 +157,7 @@ def strategic_merge(documents, patch_documents):
         if index is None:
             documents.append(_without_directives(patch))
         else:
-            path = (identity[1],) if identity[0] != "v1alpha1" else ()
+            path = () if identity == ("v1alpha1",) else (identity[1],)
             documents[index] = merge(documents[index], patch, path)
     return documents
 
