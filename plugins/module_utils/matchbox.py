@@ -369,7 +369,7 @@ def _file_reference(value, field):
 
 def talos_profile_id(node):
     """One profile per (role, Talos version, arch, schematic, extra kernel args)."""
-    profile = "talos-%s-%s-%s" % (node["role"], node["talos_version"], node["arch"])
+    profile = "talos-%s-%s-%s" % (node["role"], factory.tag(node["talos_version"]), node["arch"])
     if node["schematic"] != factory.VANILLA_SCHEMATIC:
         profile += "-" + node["schematic"][:8]
     if node.get("pxe_kernel_args"):
@@ -420,7 +420,7 @@ def talos_entries(nodes, matchbox_url, http_delivery=True, halt_if_installed=Fal
 
 
 def _talos_profile(node, base, http_delivery, halt_if_installed):
-    version, arch, schematic = node["talos_version"], node["arch"], node["schematic"]
+    version, arch, schematic = factory.tag(node["talos_version"]), node["arch"], node["schematic"]
     factory.check_schematic(schematic)
     ours = []
     if http_delivery:

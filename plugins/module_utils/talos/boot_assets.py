@@ -80,19 +80,19 @@ def wanted_files(nodes, base_url):
     wanted, seen, problems = [], set(), []
     for index, node in enumerate(nodes):
         where = "nodes[%s]" % node.get("name", index)
-        key = (node.get("talos_version"), node.get("arch"), node.get("schematic"))
-        if key in seen:
-            continue
-        seen.add(key)
-        version, arch, schematic = key
         try:
-            factory.check_arch(arch, where + ".arch")
-            factory.check_schematic(schematic, where + ".schematic")
-            for name in factory.asset_files(arch):
-                magic = KERNEL_MAGIC[arch] if name == factory.kernel_file(arch) else INITRAMFS_MAGIC
-                wanted.append((version, schematic, name, magic, factory.asset_url(schematic, version, name, base_url)))
+            version = factory.tag(node.get("talos_version"))
+            arch = factory.check_arch(node.get("arch"), where + ".arch")
+            schematic = factory.check_schematic(node.get("schematic"), where + ".schematic")
         except ValueError as exc:
             problems.append(str(exc) if str(exc).startswith(where) else "%s: %s" % (where, exc))
+            continue
+        if (version, arch, schematic) in seen:
+            continue
+        seen.add((version, arch, schematic))
+        for name in factory.asset_files(arch):
+            magic = KERNEL_MAGIC[arch] if name == factory.kernel_file(arch) else INITRAMFS_MAGIC
+            wanted.append((version, schematic, name, magic, factory.asset_url(schematic, version, name, base_url)))
     if problems:
         raise ValueError("; ".join(problems))
     return wanted

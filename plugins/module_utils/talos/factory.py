@@ -140,18 +140,23 @@ def asset_files(arch):
     return [kernel_file(arch), initramfs_file(arch)]
 
 
+def tag(version):
+    """A supported Talos version as its release tag (``1.9.4`` -> ``v1.9.4``), the form every URL and path uses."""
+    versions.contract(version)
+    return versions.normalize(version)
+
+
 def asset_url(schematic, version, name, base_url=FACTORY_IMAGE_URL):
     """URL of one boot asset at Image Factory (or a mirror with its layout <schematic>/<version>/<name>)."""
     check_schematic(schematic)
-    versions.contract(version)
-    return "%s/%s/%s/%s" % (base_url.rstrip("/"), schematic, version, name)
+    return "%s/%s/%s/%s" % (base_url.rstrip("/"), schematic, tag(version), name)
 
 
 def installer_image(version, schematic=VANILLA_SCHEMATIC):
     """Image Factory's installer image for this schematic and version (metal-installer from 1.14)."""
     check_schematic(schematic)
     repository = "metal-installer" if versions.contract(version) >= _METAL_INSTALLER_SINCE else "installer"
-    return "%s/%s/%s:%s" % (FACTORY_REGISTRY, repository, schematic, version)
+    return "%s/%s/%s:%s" % (FACTORY_REGISTRY, repository, schematic, tag(version))
 
 
 def kernel_args(version, arch, extra=()):

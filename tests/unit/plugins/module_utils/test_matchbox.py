@@ -97,3 +97,8 @@ def test_bad_nodes_are_refused_naming_the_node(nodes, url, message):
     with pytest.raises(matchbox.MatchboxError) as error:
         matchbox.talos_entries(nodes, url)
     assert message in str(error.value)
+
+
+def test_version_without_v_names_the_same_profile_and_asset_paths():
+    with_v, without_v = (matchbox.talos_entries([node("kube01", "02:00:00:00:00:01", version=v)], "http://mb:8080") for v in ("v1.9.4", "1.9.4"))
+    assert with_v["profiles"] == without_v["profiles"]

@@ -138,3 +138,8 @@ def test_asset_urls_use_image_factory_layout():
 def test_bad_input_is_refused(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_versions_without_v_become_release_tags_in_urls_and_images():
+    assert factory.asset_url(factory.VANILLA_SCHEMATIC, "1.9.4", "kernel-amd64").endswith("/v1.9.4/kernel-amd64")
+    assert factory.installer_image("1.14.0").endswith(":v1.14.0")
