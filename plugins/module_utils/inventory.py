@@ -424,14 +424,27 @@ def _trial_render(entries, problems, render):
         try:
             render(entry["config"])
         except ValueError as exc:
-            problems.add(entry["name"], _patch_field(entry, str(exc)), str(exc))
+            for line in getattr(exc, "problems", None) or [str(exc)]:
+                where, _, message = line.partition(": ")
+                problems.add(entry["name"], _blame(entry, where, render), message or line)
 
 
-def _patch_field(entry, message):
-    match = re.search(r"patch(?:es)?\[?\s*(\d+)\]?", message)
-    if match and int(match.group(1)) < len(entry["patch_fields"]):
-        return entry["patch_fields"][int(match.group(1))]
-    return "patches" if entry["patch_fields"] else "config"
+def _blame(entry, where, render):
+    """The inventory variable behind a render problem at ``where`` (e.g. ``nodes[x].patches[2]``)."""
+    fields = entry["patch_fields"]
+    indexed = re.search(r"\.patches\[(\d+)\]", where)
+    if indexed and int(indexed.group(1)) < len(fields):
+        return fields[int(indexed.group(1))]
+    if where.endswith(".patches") and fields:
+        # Talos validates the patched whole; blame the first patch after which it no longer validates.
+        patches = entry["config"]["patches"]
+        for count in range(1, len(patches) + 1):
+            try:
+                render(dict(entry["config"], patches=patches[:count]))
+            except ValueError:
+                return fields[count - 1]
+        return fields[-1]
+    return where.split("]", 1)[-1].lstrip(".") or "config"
 
 
 def build_nodes(hosts, memberships, clusters_dir, render=None):
