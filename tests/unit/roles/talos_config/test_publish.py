@@ -172,3 +172,11 @@ def test_prune_removes_what_was_published_for_a_removed_node(run_playbook, site,
     assert get("%s/ipxe?mac=02-00-00-50-00-74" % matchbox)[0] == 404
     assert get("%s/ipxe?mac=18-03-73-2a-d8-a2" % matchbox)[0] == 200
     assert run(run_playbook, site, nodes=kept, talos_config_publish_prune=True, **halt).changed == 0
+
+
+def test_check_mode_on_an_empty_boot_server_writes_nothing(run_playbook, site):
+    checked = run(run_playbook, site, check=True, diff=True)
+    assert checked.rc == 0, checked.stdout
+    assert checked.changed >= 3
+    assert SECRET not in checked.stdout
+    assert sorted(os.listdir(site["data"])) == ["assets"] and os.listdir(site["data"] / "assets") == []
