@@ -180,3 +180,13 @@ def test_check_mode_on_an_empty_boot_server_writes_nothing(run_playbook, site):
     assert checked.changed >= 3
     assert SECRET not in checked.stdout
     assert sorted(os.listdir(site["data"])) == ["assets"] and os.listdir(site["data"] / "assets") == []
+
+
+def test_inventory_api_delivery_also_stops_config_publishing(run_playbook, site):
+    plays = publish_play(site, NODES)
+    plays[0]["vars"] = {"talos_config_inventory": {"cluster": {"delivery": "api"}, "nodes": NODES}}
+    result = run_playbook(plays, inventory=site["inventory"], workdir=site["workdir"])
+    assert result.rc == 0, result.stdout
+    assert not (site["data"] / "assets" / "talos" / "configs").exists()
+    assert not any("talos.config=" in arg for arg in json.loads((site["data"] / "profiles" / "talos-controlplane-v1.9.4-amd64.json")
+                                                               .read_text())["boot"]["args"])
