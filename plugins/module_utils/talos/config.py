@@ -18,11 +18,10 @@ import os
 import re
 from urllib.parse import urlsplit
 
-import yaml
 
 from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos import patch as patching
-from ansible_collections.netboot.talos.plugins.module_utils.talos import versions, yamlv3
+from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets, versions, yamlv3
 
 V1 = "v1alpha1"
 EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -636,22 +635,20 @@ def redact(text, secrets_bundle):
 # Writing the configs of many nodes (the talos_machine_config module)
 
 
-def load_secrets(path):
-    """The parsed secrets bundle at path; SpecError when it is missing or incomplete."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            bundle = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as exc:
-        raise SpecError(["secrets: cannot read %s: %s" % (path, exc)]) from None
-    try:
-        for key in ("id", "secret"):
-            assert bundle["cluster"][key]
-        assert bundle["secrets"]["bootstraptoken"] and bundle["trustdinfo"]["token"]
-        for name in ("etcd", "k8s", "k8saggregator", "os"):
-            assert bundle["certs"][name]["crt"] and bundle["certs"][name]["key"]
-        assert bundle["certs"]["k8sserviceaccount"]["key"]
-    except (AssertionError, KeyError, TypeError):
-        raise SpecError(["secrets: %s is not a complete Talos secrets bundle" % path]) from None
+def load_secrets(path, check_mode=False):
+    """The parsed secrets bundle at path; SpecError when it is missing or unusable.
+
+    In check mode a bundle that does not exist yet (it would be created by this run) is stood in for
+    by placeholder values, so that every node reports the change it would get.
+    """
+    raw = files.read_bytes(path)
+    if raw is None:
+        if check_mode:
+            return secrets.placeholder_bundle()
+        raise SpecError(["secrets: %s does not exist; create it with netboot.talos.talos_secrets" % path])
+    bundle, problems = secrets.parse(raw.decode("utf-8", "replace"))
+    if problems:
+        raise SpecError(["secrets: %s: %s" % (path, problem) for problem in problems])
     return bundle
 
 
@@ -661,7 +658,7 @@ def ensure_configs(secrets_path, dest, nodes, check_mode=False, want_diff=False)
     Every spec is validated and rendered before anything is written; SpecError lists all problems.
     Returns {changed, rendered, changed_nodes, diff}; the diff is redacted, never config secrets.
     """
-    bundle = load_secrets(secrets_path)
+    bundle = load_secrets(secrets_path, check_mode)
     problems, rendered = [], []
     names = [node.get("name") if isinstance(node, dict) else None for node in nodes]
     for name in sorted({n for n in names if isinstance(n, str) and names.count(n) > 1}):

@@ -1,0 +1,78 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: talos_secrets
+short_description: Create a Talos cluster secrets bundle once, and never regenerate it
+version_added: 0.1.0
+description:
+  - Creates the cluster's secrets bundle at O(path) in exactly the format and with exactly the key
+    types of C(talosctl gen secrets) - ECDSA P-256 etcd, Kubernetes and aggregator CAs, an Ed25519
+    Talos API CA, an RSA-4096 service-account key, bootstrap and trustd tokens, and a secretbox
+    encryption secret. The file is mode 0600; a directory it creates is 0700.
+  - An existing bundle, also one made by talosctl, is validated and kept byte for byte. It is never
+    rewritten or regenerated; only a wrong file mode is corrected.
+  - A corrupt or incomplete bundle fails with every problem named by its field, and nothing is written.
+author:
+  - netboot.talos developers
+options:
+  path:
+    description: Path of the bundle, usually C(clusters/<cluster>/secrets.yaml).
+    type: path
+    required: true
+notes:
+  - Back the bundle up. Losing it means losing access to the cluster; the module cannot recreate it.
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: partial
+    details: Reports that the file is created, never its content.
+  idempotent:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Create the cluster secrets once
+  netboot.talos.talos_secrets:
+    path: clusters/homecluster/secrets.yaml
+"""
+
+RETURN = r"""
+path:
+  description: Path of the bundle.
+  returned: always
+  type: str
+created:
+  description: Whether this run created the bundle.
+  returned: always
+  type: bool
+certificate_authorities:
+  description: Subject and expiry of each CA, and the SHA-256 fingerprint of the Talos API (os) CA. No secrets.
+  returned: success
+  type: dict
+  sample: {"os": {"subject": "O=talos", "not_after": "2036-11-23T21:00:00+00:00", "sha256": "3f0c..."}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets
+
+
+def main():
+    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
+    path = module.params["path"]
+    try:
+        changed, created, bundle = secrets.ensure(path, module.check_mode)
+    except secrets.BundleError as exc:
+        module.fail_json(msg=str(exc), problems=exc.problems, path=path)
+    result = {"changed": changed, "created": created, "path": path, "certificate_authorities": secrets.describe(bundle)}
+    if module._diff and created:
+        result["diff"] = {"before_header": path, "after_header": path, "before": "", "after": "(new secrets bundle, content hidden)\n"}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
