@@ -1,0 +1,467 @@
+# -*- coding: utf-8 -*-
+# Internal to the netboot.talos collection: may change in any release.
+"""Talos machine API over gRPC (grpclib + the stdlib ssl module), called synchronously.
+
+grpcio cannot be used: its BoringSSL offers no Ed25519 signatures and every Talos API certificate
+is Ed25519. Two kinds of connection exist:
+
+* secure: mTLS with the talosconfig's admin certificate, the node's certificate verified against
+  the cluster's OS CA. The hostname check is off because nodes are reached by addresses that need
+  not be in the certificate's SANs; the chain is still verified, so only a node holding a
+  certificate from this cluster's OS CA is accepted.
+* maintenance (insecure): server-only TLS against the node's throw-away self-signed certificate,
+  optionally pinned by the SHA-256 of its SubjectPublicKeyInfo (base64, as the console prints it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import hashlib
+import io
+import os
+import ssl
+import tarfile
+import tempfile
+import time
+
+try:
+    from grpclib.client import Channel
+    from grpclib.const import Cardinality
+    from grpclib.encoding.base import CodecBase
+    from grpclib.exceptions import GRPCError, StreamTerminatedError
+    HAS_GRPCLIB = True
+except ImportError:  # reported by the modules through missing_required_lib
+    HAS_GRPCLIB = False
+    CodecBase = object
+
+import yaml
+
+from ansible_collections.netboot.talos.plugins.module_utils.talos.api import messages as m
+
+try:
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.pki import openssl_compatible_key_pem
+except ImportError:
+    openssl_compatible_key_pem = None
+
+API_PORT = 50000
+CONNECT_TIMEOUT = 5.0
+MAINTENANCE_MESSAGE = "API is not implemented in maintenance mode"
+
+# gRPC status codes (google.rpc.Code)
+INVALID_ARGUMENT, ALREADY_EXISTS, PERMISSION_DENIED = 3, 6, 7
+FAILED_PRECONDITION, UNIMPLEMENTED, UNAVAILABLE, UNAUTHENTICATED = 9, 12, 14, 16
+DEADLINE_EXCEEDED = 4
+
+
+class TalosApiError(Exception):
+    """A call to one node failed; str() names the node and what went wrong."""
+
+    code = None
+
+    def __init__(self, node, message, code=None):
+        self.node = node
+        self.detail = message
+        if code is not None:
+            self.code = code
+        super().__init__("node %s: %s" % (node, message))
+
+
+class Unavailable(TalosApiError):
+    """No answer: connection refused or timed out, or the API reported UNAVAILABLE."""
+
+    code = UNAVAILABLE
+
+
+class FailedPrecondition(TalosApiError):
+    code = FAILED_PRECONDITION
+
+
+class AlreadyExists(TalosApiError):
+    code = ALREADY_EXISTS
+
+
+class InvalidArgument(TalosApiError):
+    code = INVALID_ARGUMENT
+
+
+class PermissionDenied(TalosApiError):
+    code = PERMISSION_DENIED
+
+
+class MaintenanceMode(TalosApiError):
+    """UNIMPLEMENTED: the node runs in maintenance mode (no config yet) and offers no such call."""
+
+    code = UNIMPLEMENTED
+
+
+class TlsError(TalosApiError):
+    """The TLS handshake failed: wrong CA, rejected client certificate, pin mismatch."""
+
+
+ERRORS_BY_CODE = {
+    cls.code: cls for cls in (Unavailable, FailedPrecondition, AlreadyExists, InvalidArgument, PermissionDenied, MaintenanceMode)
+}
+
+
+def error_for(node, code, message):
+    """The exception for a gRPC status code."""
+    code = int(code)
+    if code == UNIMPLEMENTED and MAINTENANCE_MESSAGE not in message:
+        return TalosApiError(node, "not implemented by this Talos version: %s" % message, code)
+    if code == PERMISSION_DENIED:
+        message += " (the client certificate's role, its O=, must be os:admin)"
+    if code == UNAUTHENTICATED:
+        message += " (the node did not accept the client certificate)"
+    cls = ERRORS_BY_CODE.get(code, TalosApiError)
+    return cls(node, message, code)
+
+
+# ---------------------------------------------------------------- credentials and TLS contexts
+
+class Credentials:
+    """The OS CA and the admin client certificate and key, all PEM bytes."""
+
+    def __init__(self, ca, crt, key):
+        self.ca, self.crt, self.key = ca, crt, key
+
+    @classmethod
+    def from_talosconfig(cls, path, context=None):
+        with open(path, "rb") as handle:
+            data = yaml.safe_load(handle) or {}
+        name = context or data.get("context")
+        contexts = data.get("contexts") or {}
+        if name not in contexts:
+            raise ValueError("talosconfig %s has no context %r (contexts: %s)" % (path, name, ", ".join(sorted(contexts)) or "none"))
+        entry = contexts[name] or {}
+        missing = [k for k in ("ca", "crt", "key") if not entry.get(k)]
+        if missing:
+            raise ValueError("talosconfig %s context %r lacks %s" % (path, name, ", ".join(missing)))
+        try:
+            ca, crt, key = (base64.b64decode(entry[k], validate=True) for k in ("ca", "crt", "key"))
+        except ValueError:
+            raise ValueError("talosconfig %s context %r: ca, crt and key must be base64 PEM" % (path, name))
+        return cls(ca, crt, key)
+
+
+def relabel_key(pem):
+    """OpenSSL rejects Talos's `ED25519 PRIVATE KEY` label; the body already is PKCS#8."""
+    if openssl_compatible_key_pem is not None:
+        return openssl_compatible_key_pem(pem)
+    return pem.replace(b"ED25519 PRIVATE KEY", b"PRIVATE KEY")
+
+
+def _base_context():
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+def secure_context(credentials):
+    context = _base_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+    try:
+        context.load_verify_locations(cadata=credentials.ca.decode("ascii"))
+    except (ssl.SSLError, UnicodeDecodeError) as exc:
+        raise ValueError("the talosconfig CA is not a PEM certificate: %s" % exc)
+    # load_cert_chain reads files only: hand it 0600 temporary files and remove them at once.
+    directory = tempfile.mkdtemp(prefix="netboot-talos-")
+    try:
+        paths = []
+        for name, content in (("crt", credentials.crt), ("key", relabel_key(credentials.key))):
+            path = os.path.join(directory, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            paths.append(path)
+        try:
+            context.load_cert_chain(*paths)
+        except ssl.SSLError as exc:
+            raise ValueError("the talosconfig client certificate or key is unusable: %s" % exc)
+    finally:
+        for name in os.listdir(directory):
+            os.unlink(os.path.join(directory, name))
+        os.rmdir(directory)
+    return context
+
+
+def insecure_context():
+    context = _base_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def spki_fingerprint(der_certificate):
+    """base64(SHA-256(SubjectPublicKeyInfo)), the fingerprint a maintenance-mode console prints."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    public_key = x509.load_der_x509_certificate(der_certificate).public_key()
+    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
+
+
+class DictCodec(CodecBase):
+    """grpclib codec for the schemas in messages.py (plain dicts in, plain dicts out)."""
+
+    __content_subtype__ = "proto"
+
+    def encode(self, message, message_type):
+        return message_type.encode(message or {})
+
+    def decode(self, data, message_type):
+        return message_type.decode(data)
+
+
+# ---------------------------------------------------------------- calls
+
+def split_endpoint(endpoint, default_port=API_PORT):
+    """'10.0.0.2' or '10.0.0.2:50000' or '[fd00::2]:50000' -> (host, port)."""
+    endpoint = str(endpoint)
+    if endpoint.startswith("["):
+        host, _, rest = endpoint[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if endpoint.count(":") == 1:
+        host, port = endpoint.split(":")
+        return host, int(port)
+    return endpoint, default_port
+
+
+def _tls_failure(node, exc, secure):
+    text = str(exc)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        if secure:
+            return TlsError(node, "the node's certificate is not issued by the talosconfig's OS CA (%s); "
+                                  "is the node in maintenance mode or from another cluster?" % exc.verify_message)
+        return TlsError(node, "certificate verification failed: %s" % exc.verify_message)
+    if "unknown ca" in text.lower() or "certificate required" in text.lower() or "bad certificate" in text.lower():
+        return TlsError(node, "the node rejected the client certificate (not issued by its OS CA?): %s" % text)
+    return TlsError(node, "TLS handshake failed: %s" % text)
+
+
+class Target:
+    """How to reach one node: the endpoint to dial, the node to address through it, the TLS context."""
+
+    def __init__(self, node, context, secure, endpoint=None, port=API_PORT, pin=None):
+        self.node = str(node)
+        self.host, self.port = split_endpoint(endpoint or node, port)
+        self.context = context
+        self.secure = secure
+        self.pin = pin
+        # Through another endpoint the apid there proxies to the node (one-to-many, wrapped errors).
+        self.proxied = endpoint is not None and split_endpoint(endpoint, port)[0] != self.node
+
+
+async def call(target, method, request=None, timeout=30.0):
+    """One RPC; returns the reply messages (a list). Raises a TalosApiError subclass."""
+    request_type, reply_type, streaming = m.METHODS[method]
+    metadata = [("nodes", target.node)] if target.proxied else None
+    node = target.node
+    channel = Channel(target.host, target.port, ssl=target.context, codec=DictCodec())
+    try:
+        cardinality = Cardinality.UNARY_STREAM if streaming else Cardinality.UNARY_UNARY
+        async with channel.request(method, cardinality, request_type, reply_type, timeout=timeout, metadata=metadata) as stream:
+            await asyncio.wait_for(stream.send_request(), CONNECT_TIMEOUT)
+            if target.pin:
+                ssl_object = stream.peer._transport.get_extra_info("ssl_object")
+                seen = spki_fingerprint(ssl_object.getpeercert(binary_form=True))
+                if seen != target.pin:
+                    raise TlsError(node, "certificate fingerprint %s does not match the pinned %s" % (seen, target.pin))
+            await stream.send_message(request or {}, end=True)
+            replies = [reply async for reply in stream]
+    except GRPCError as exc:
+        raise error_for(node, exc.status.value, exc.message or "")
+    except ssl.SSLError as exc:
+        raise _tls_failure(node, exc, target.secure)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise Unavailable(node, "no answer from %s:%d within the timeout" % (target.host, target.port))
+    except (ConnectionResetError, StreamTerminatedError, BrokenPipeError) as exc:
+        if target.secure:
+            raise TlsError(node, "connection closed during the call; the node probably rejected the client "
+                                 "certificate (not issued by its OS CA?): %s" % (exc or type(exc).__name__))
+        raise Unavailable(node, "connection closed: %s" % (exc or type(exc).__name__))
+    except OSError as exc:
+        raise Unavailable(node, "cannot connect to %s:%d: %s" % (target.host, target.port, exc.strerror or exc))
+    finally:
+        channel.close()
+    if streaming:
+        return replies
+    messages = replies[0]["messages"] if replies else []
+    for message in messages:
+        meta = message.get("metadata") or {}
+        if meta.get("error"):
+            status = meta.get("status") or {}
+            raise error_for(meta.get("hostname") or node, status.get("code") or 2, meta["error"])
+    return messages
+
+
+def run(coroutine):
+    """Run one coroutine to completion from synchronous module code."""
+    return asyncio.run(coroutine)
+
+
+# ---------------------------------------------------------------- operations
+
+async def version(target, timeout=10.0):
+    messages = await call(target, m.MACHINE + "Version", timeout=timeout)
+    info = (messages[0].get("version") or {}) if messages else {}
+    platform = (messages[0].get("platform") or {}) if messages else {}
+    return {"tag": info.get("tag", ""), "sha": info.get("sha", ""), "arch": info.get("arch", ""),
+            "platform": platform.get("name", ""), "mode": platform.get("mode", "")}
+
+
+async def bootstrap(target, timeout=30.0):
+    await call(target, m.MACHINE + "Bootstrap", {}, timeout=timeout)
+
+
+async def kubeconfig(target, timeout=60.0):
+    """The admin kubeconfig (bytes) from the tar.gz stream of a control-plane node."""
+    chunks = []
+    for data in await call(target, m.MACHINE + "Kubeconfig", timeout=timeout):
+        meta = data.get("metadata") or {}
+        if meta.get("error"):
+            raise error_for(meta.get("hostname") or target.node, (meta.get("status") or {}).get("code") or 2, meta["error"])
+        chunks.append(data["bytes"])
+    return extract_kubeconfig(target.node, b"".join(chunks))
+
+
+def extract_kubeconfig(node, archive):
+    try:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(archive)), mode="r:") as tar:
+            for member in tar:
+                if member.isfile() and member.name.lstrip("./") == "kubeconfig":
+                    return tar.extractfile(member).read()
+    except (OSError, EOFError, tarfile.TarError) as exc:
+        raise TalosApiError(node, "the Kubeconfig stream is not a tar.gz archive: %s" % exc)
+    raise TalosApiError(node, "the Kubeconfig archive holds no file named kubeconfig")
+
+
+async def apply_configuration(target, data, mode="auto", dry_run=False, timeout=60.0):
+    request = {"data": data, "mode": m.APPLY_MODES[mode], "dry_run": dry_run}
+    messages = await call(target, m.MACHINE + "ApplyConfiguration", request, timeout=timeout)
+    message = messages[0] if messages else {"warnings": [], "mode": 0, "mode_details": ""}
+    names = {number: name for name, number in m.APPLY_MODES.items()}
+    return {"warnings": message["warnings"], "mode": names.get(message["mode"], str(message["mode"])),
+            "mode_details": message["mode_details"]}
+
+
+async def reset(target, graceful=True, reboot=True, wipe=("STATE", "EPHEMERAL"), timeout=60.0):
+    request = {"graceful": graceful, "reboot": reboot,
+               "system_partitions_to_wipe": [{"label": label, "wipe": True} for label in wipe]}
+    await call(target, m.MACHINE + "Reset", request, timeout=timeout)
+
+
+async def service_list(target, timeout=10.0):
+    messages = await call(target, m.MACHINE + "ServiceList", timeout=timeout)
+    return [{"id": s["id"], "state": s["state"], "healthy": bool((s.get("health") or {}).get("healthy"))}
+            for message in messages for s in message["services"]]
+
+
+async def etcd_members(target, timeout=10.0):
+    messages = await call(target, m.MACHINE + "EtcdMemberList", {"query_local": False}, timeout=timeout)
+    return [{"id": member["id"], "hostname": member["hostname"], "peer_urls": member["peer_urls"],
+             "is_learner": member["is_learner"]} for message in messages for member in message["members"]]
+
+
+async def disks(target, timeout=10.0):
+    messages = await call(target, "/storage.StorageService/Disks", timeout=timeout)
+    return [{"device_name": d["device_name"], "size": d["size"], "model": d["model"], "system_disk": d["system_disk"]}
+            for message in messages for d in message["disks"]]
+
+
+# ---------------------------------------------------------------- stages
+
+DOWN, MAINTENANCE, UP = "down", "maintenance", "up"
+STAGE_TEXT = {DOWN: "no answer", MAINTENANCE: "maintenance mode (no config yet)", UP: "configured and up"}
+
+
+class Connector:
+    """Builds secure and maintenance targets for nodes of one cluster."""
+
+    def __init__(self, credentials=None, port=API_PORT, endpoint=None, pin=None):
+        self.port = port
+        self.endpoint = endpoint
+        self.pin = pin
+        self._secure = secure_context(credentials) if credentials else None
+        self._insecure = insecure_context()
+
+    def secure(self, node):
+        if self._secure is None:
+            raise ValueError("a talosconfig is needed to talk to node %s outside maintenance mode" % node)
+        return Target(node, self._secure, True, endpoint=self.endpoint, port=self.port)
+
+    def maintenance(self, node):
+        # Maintenance mode is always dialled directly: there is no apid to proxy through.
+        return Target(node, self._insecure, False, port=self.port, pin=self.pin)
+
+
+async def probe(connector, node, timeout=5.0):
+    """(stage, detail): down, maintenance, or up with the Talos version tag as detail."""
+    secure_error = None
+    if connector._secure is not None:
+        try:
+            return UP, (await version(connector.secure(node), timeout=timeout))["tag"]
+        except Unavailable as exc:
+            return DOWN, exc.detail
+        except (TlsError, MaintenanceMode, TalosApiError) as exc:
+            secure_error = exc
+    try:
+        await disks(connector.maintenance(node), timeout=timeout)
+        return MAINTENANCE, STAGE_TEXT[MAINTENANCE]
+    except Unavailable as exc:
+        return DOWN, exc.detail
+    except TalosApiError as exc:
+        # Not maintenance mode either: a secure API that refuses us. Report the secure failure.
+        raise secure_error or exc
+
+
+async def wait_for_stage(connector, nodes, wanted, timeout, interval=0.5, probe_timeout=2.0):
+    """Poll all nodes concurrently until each reaches a stage in wanted or the timeout passes.
+
+    Returns {node: {"stage", "detail", "reached", "seconds", "history": [[seconds, stage], ...]}}.
+    A node that answers with an unrecoverable error (wrong CA, permission) stops being polled.
+    """
+    start = time.monotonic()
+    results = {}
+
+    async def watch(node):
+        entry = {"stage": None, "detail": "", "reached": False, "seconds": None, "history": [], "error": None}
+        results[node] = entry
+        while True:
+            try:
+                stage, detail = await probe(connector, node, timeout=probe_timeout)
+            except TalosApiError as exc:
+                entry.update(stage="error", detail=str(exc), error=str(exc))
+                return
+            elapsed = round(time.monotonic() - start, 2)
+            if stage != entry["stage"]:
+                entry["history"].append([elapsed, stage])
+            entry.update(stage=stage, detail=detail)
+            if stage in wanted:
+                entry.update(reached=True, seconds=elapsed)
+                return
+            remaining = timeout - (time.monotonic() - start)
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(interval, remaining))
+
+    await asyncio.gather(*(watch(node) for node in nodes))
+    return results
+
+
+async def retry(operation, timeout, interval=2.0, retry_on=(FailedPrecondition, Unavailable)):
+    """Call operation() until it stops raising one of retry_on or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return await operation(), attempts
+        except retry_on:
+            if time.monotonic() + interval > deadline:
+                raise
+            await asyncio.sleep(interval)

@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Internal to the netboot.talos collection: may change in any release.
+"""Talos API message schemas (field numbers from api/common, api/machine, api/storage protos)."""
+
+from __future__ import annotations
+
+from ansible_collections.netboot.talos.plugins.module_utils.talos.api.wire import Message
+
+
+class Empty(Message):
+    """google.protobuf.Empty: also the request of Version, Kubeconfig, ServiceList, Disks."""
+
+    FIELDS = {}
+
+
+class Status(Message):
+    """google.rpc.Status (details are not decoded)."""
+
+    FIELDS = {1: ("code", "int32", False), 2: ("message", "string", False)}
+
+
+class Metadata(Message):
+    FIELDS = {1: ("hostname", "string", False), 2: ("error", "string", False), 3: ("status", Status, False)}
+
+
+def _response(item):
+    """Every Talos unary reply is `repeated X messages = 1`."""
+    return type(item.__name__ + "Response", (Message,), {"FIELDS": {1: ("messages", item, True)}})
+
+
+class Data(Message):
+    FIELDS = {1: ("metadata", Metadata, False), 2: ("bytes", "bytes", False)}
+
+
+class VersionInfo(Message):
+    FIELDS = {
+        1: ("tag", "string", False),
+        2: ("sha", "string", False),
+        3: ("built", "string", False),
+        4: ("go_version", "string", False),
+        5: ("os", "string", False),
+        6: ("arch", "string", False),
+    }
+
+
+class PlatformInfo(Message):
+    FIELDS = {1: ("name", "string", False), 2: ("mode", "string", False)}
+
+
+class FeaturesInfo(Message):
+    FIELDS = {1: ("rbac", "bool", False)}
+
+
+class Version(Message):
+    FIELDS = {
+        1: ("metadata", Metadata, False),
+        2: ("version", VersionInfo, False),
+        3: ("platform", PlatformInfo, False),
+        4: ("features", FeaturesInfo, False),
+    }
+
+
+VersionResponse = _response(Version)
+
+
+class BootstrapRequest(Message):
+    FIELDS = {1: ("recover_etcd", "bool", False), 2: ("recover_skip_hash_check", "bool", False)}
+
+
+class Bootstrap(Message):
+    FIELDS = {1: ("metadata", Metadata, False)}
+
+
+BootstrapResponse = _response(Bootstrap)
+
+
+class Duration(Message):
+    FIELDS = {1: ("seconds", "int64", False), 2: ("nanos", "int32", False)}
+
+
+APPLY_MODES = {"reboot": 0, "auto": 1, "no_reboot": 2, "staged": 3, "try": 4}
+
+
+class ApplyConfigurationRequest(Message):
+    FIELDS = {
+        1: ("data", "bytes", False),
+        4: ("mode", "enum", False),
+        5: ("dry_run", "bool", False),
+        6: ("try_mode_timeout", Duration, False),
+    }
+
+
+class ApplyConfiguration(Message):
+    FIELDS = {
+        1: ("metadata", Metadata, False),
+        2: ("warnings", "string", True),
+        3: ("mode", "enum", False),
+        4: ("mode_details", "string", False),
+    }
+
+
+ApplyConfigurationResponse = _response(ApplyConfiguration)
+
+
+class ResetPartitionSpec(Message):
+    FIELDS = {1: ("label", "string", False), 2: ("wipe", "bool", False)}
+
+
+class ResetRequest(Message):
+    FIELDS = {
+        1: ("graceful", "bool", False),
+        2: ("reboot", "bool", False),
+        3: ("system_partitions_to_wipe", ResetPartitionSpec, True),
+        4: ("user_disks_to_wipe", "string", True),
+        5: ("mode", "enum", False),
+    }
+
+
+class Reset(Message):
+    FIELDS = {1: ("metadata", Metadata, False), 2: ("actor_id", "string", False)}
+
+
+ResetResponse = _response(Reset)
+
+
+class Timestamp(Message):
+    FIELDS = {1: ("seconds", "int64", False), 2: ("nanos", "int32", False)}
+
+
+class ServiceEvent(Message):
+    FIELDS = {1: ("msg", "string", False), 2: ("state", "string", False), 3: ("ts", Timestamp, False)}
+
+
+class ServiceEvents(Message):
+    FIELDS = {1: ("events", ServiceEvent, True)}
+
+
+class ServiceHealth(Message):
+    FIELDS = {
+        1: ("unknown", "bool", False),
+        2: ("healthy", "bool", False),
+        3: ("last_message", "string", False),
+        4: ("last_change", Timestamp, False),
+    }
+
+
+class ServiceInfo(Message):
+    FIELDS = {
+        1: ("id", "string", False),
+        2: ("state", "string", False),
+        3: ("events", ServiceEvents, False),
+        4: ("health", ServiceHealth, False),
+    }
+
+
+class ServiceList(Message):
+    FIELDS = {1: ("metadata", Metadata, False), 2: ("services", ServiceInfo, True)}
+
+
+ServiceListResponse = _response(ServiceList)
+
+
+class EtcdMemberListRequest(Message):
+    FIELDS = {1: ("query_local", "bool", False)}
+
+
+class EtcdMember(Message):
+    FIELDS = {
+        2: ("id", "uint64", False),
+        3: ("hostname", "string", False),
+        4: ("peer_urls", "string", True),
+        5: ("client_urls", "string", True),
+        6: ("is_learner", "bool", False),
+    }
+
+
+class EtcdMembers(Message):
+    FIELDS = {
+        1: ("metadata", Metadata, False),
+        2: ("legacy_members", "string", True),
+        3: ("members", EtcdMember, True),
+    }
+
+
+EtcdMemberListResponse = _response(EtcdMembers)
+
+
+class Disk(Message):
+    FIELDS = {
+        1: ("size", "uint64", False),
+        2: ("model", "string", False),
+        3: ("device_name", "string", False),
+        4: ("name", "string", False),
+        5: ("serial", "string", False),
+        6: ("modalias", "string", False),
+        7: ("uuid", "string", False),
+        8: ("wwid", "string", False),
+        9: ("type", "enum", False),
+        10: ("bus_path", "string", False),
+        11: ("system_disk", "bool", False),
+        12: ("subsystem", "string", False),
+        13: ("readonly", "bool", False),
+    }
+
+
+class Disks(Message):
+    FIELDS = {1: ("metadata", Metadata, False), 2: ("disks", Disk, True)}
+
+
+DisksResponse = _response(Disks)
+
+MACHINE = "/machine.MachineService/"
+# Full method name -> (request schema, reply schema, server streaming).
+METHODS = {
+    MACHINE + "Version": (Empty, VersionResponse, False),
+    MACHINE + "Bootstrap": (BootstrapRequest, BootstrapResponse, False),
+    MACHINE + "Kubeconfig": (Empty, Data, True),
+    MACHINE + "ApplyConfiguration": (ApplyConfigurationRequest, ApplyConfigurationResponse, False),
+    MACHINE + "Reset": (ResetRequest, ResetResponse, False),
+    MACHINE + "ServiceList": (Empty, ServiceListResponse, False),
+    MACHINE + "EtcdMemberList": (EtcdMemberListRequest, EtcdMemberListResponse, False),
+    "/storage.StorageService/Disks": (Empty, DisksResponse, False),
+}
