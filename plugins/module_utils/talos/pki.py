@@ -91,7 +91,7 @@ def pem_label(pem):
     return pem[start + 11:end].decode("ascii", "replace") if end > 0 else None
 
 
-def load_private_key(pem):
+def load_key(pem):
     """The private key in pem (bytes), read by its PEM label as Talos reads it. Raises PKIError."""
     label = pem_label(pem)
     if label not in ("EC PRIVATE KEY", "RSA PRIVATE KEY", "ED25519 PRIVATE KEY", "PRIVATE KEY"):
@@ -116,6 +116,10 @@ def certificate_pem(certificate):
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def certificate_der(certificate):
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
 def load_certificate(pem):
     """The certificate in pem (bytes). Raises PKIError."""
     if pem_label(pem) != "CERTIFICATE":
@@ -132,7 +136,7 @@ def key_matches(certificate, key):
     return certificate.public_key().public_bytes(*raw) == key.public_key().public_bytes(*raw)
 
 
-def issued_by(certificate, ca_certificate):
+def signed_by(certificate, ca_certificate):
     """True when ca_certificate signed certificate (issuer name and signature)."""
     try:
         certificate.verify_directly_issued_by(ca_certificate)
@@ -162,8 +166,8 @@ def _serial_number():
     return serial
 
 
-def _now():
-    # Certificates carry whole seconds.
+def now():
+    """The current UTC time in whole seconds, as certificates carry it."""
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
@@ -171,13 +175,12 @@ def _name(orgs):
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in orgs])
 
 
-def new_ca(organization, kind, now=None, validity=CA_VALIDITY):
-    """A self-signed CA as crypto's NewSelfSignedCertificateAuthority makes it: (certificate, key).
+def self_signed_ca(organization, key, when=None, validity=CA_VALIDITY):
+    """A self-signed CA certificate for key, as crypto's NewSelfSignedCertificateAuthority makes it.
 
     organization None gives an empty subject (Talos's aggregator CA).
     """
-    key = generate_key(kind)
-    now = now or _now()
+    when = when or now()
     name = _name([organization] if organization else [])
     builder = (
         x509.CertificateBuilder()
@@ -185,8 +188,8 @@ def new_ca(organization, kind, now=None, validity=CA_VALIDITY):
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + validity)
+        .not_valid_before(when)
+        .not_valid_after(when + validity)
         # Go's extension order: key usage, extended key usage, basic constraints, subject key id.
         .add_extension(
             x509.KeyUsage(
@@ -199,10 +202,10 @@ def new_ca(organization, kind, now=None, validity=CA_VALIDITY):
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier(os.urandom(SUBJECT_KEY_ID_SIZE)), critical=False)
     )
-    return builder.sign(key, _signature_hash(key)), key
+    return builder.sign(key, _signature_hash(key))
 
 
-def issue(ca_certificate, ca_key, orgs, ext_key_usages, validity, now=None):
+def issue(ca_certificate, ca_key, orgs, ext_key_usages, validity, when=None):
     """A leaf certificate signed by the CA, as crypto's NewKeyPair makes it: (certificate, key).
 
     The new key has the CA key's type (ECDSA always P-256), subject O=<orgs> without a common
@@ -210,15 +213,15 @@ def issue(ca_certificate, ca_key, orgs, ext_key_usages, validity, now=None):
     constraints, authority key id = the CA's subject key id.
     """
     key = generate_key(key_kind(ca_key))
-    now = now or _now()
+    when = when or now()
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(orgs))
         .issuer_name(ca_certificate.subject)
         .public_key(key.public_key())
         .serial_number(_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + validity)
+        .not_valid_before(when)
+        .not_valid_after(when + validity)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
@@ -234,3 +237,8 @@ def issue(ca_certificate, ca_key, orgs, ext_key_usages, validity, now=None):
     except x509.ExtensionNotFound:
         pass
     return builder.sign(ca_key, _signature_hash(ca_key)), key
+
+
+def issue_client_certificate(ca_certificate, ca_key, roles, validity):
+    """A Talos API client certificate (secrets/ca.go NewAdminCertificateAndKey): O=<roles>, ClientAuth only."""
+    return issue(ca_certificate, ca_key, list(roles), [CLIENT_AUTH], validity)
