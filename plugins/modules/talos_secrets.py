@@ -15,6 +15,7 @@ description:
   - An existing bundle, also one made by talosctl, is validated and kept byte for byte. It is never
     rewritten or regenerated; only a wrong file mode is corrected.
   - A corrupt or incomplete bundle fails with every problem named by its field, and nothing is written.
+  - Nothing secret is returned or shown in a diff.
 author:
   - netboot.talos developers
 options:
@@ -22,6 +23,13 @@ options:
     description: Path of the bundle, usually C(clusters/<cluster>/secrets.yaml).
     type: path
     required: true
+  talos_version:
+    description:
+      - Talos version the bundle is made for (C(v1.9.0) ... C(v1.14.x)); only used when a bundle is created.
+      - Every supported version gets a secretbox encryption secret and an RSA-4096 service-account key.
+        From 1.14 talosctl encodes the cluster id with standard base64, before with URL-safe base64.
+      - When omitted the id is URL-safe base64; Talos treats it as an opaque string either way.
+    type: str
 notes:
   - Back the bundle up. Losing it means losing access to the cluster; the module cannot recreate it.
 attributes:
@@ -29,7 +37,7 @@ attributes:
     support: full
   diff_mode:
     support: partial
-    details: Reports that the file is created, never its content.
+    details: Reports that the file is created or its mode fixed, never its content.
   idempotent:
     support: full
 """
@@ -38,6 +46,7 @@ EXAMPLES = r"""
 - name: Create the cluster secrets once
   netboot.talos.talos_secrets:
     path: clusters/homecluster/secrets.yaml
+    talos_version: v1.11.5
 """
 
 RETURN = r"""
@@ -46,31 +55,64 @@ path:
   returned: always
   type: str
 created:
-  description: Whether this run created the bundle.
+  description: Whether this run created the bundle (in check mode, whether it would).
   returned: always
   type: bool
 certificate_authorities:
-  description: Subject and expiry of each CA, and the SHA-256 fingerprint of the Talos API (os) CA. No secrets.
+  description:
+    - Subject and expiry of each CA, and the SHA-256 fingerprint of the Talos API (os) CA. No secrets.
+    - Empty in check mode when the bundle does not exist yet.
   returned: success
   type: dict
-  sample: {"os": {"subject": "O=talos", "not_after": "2036-11-23T21:00:00+00:00", "sha256": "3f0c..."}}
+  sample: {"os": {"subject": "O=talos", "not_after": "2036-11-23T21:00:00+00:00", "sha256": "3F:0C:..."}}
+problems:
+  description: Every problem of an unusable bundle, each naming its field (for example C(certs.os.key)).
+  returned: failure
+  type: list
+  elements: str
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets
+from ansible_collections.netboot.talos.plugins.module_utils import files
+from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets, versions
 
 
 def main():
-    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={"path": {"type": "path", "required": True}, "talos_version": {"type": "str"}},
+        supports_check_mode=True,
+    )
     path = module.params["path"]
+    contract = None
+    if module.params["talos_version"] is not None:
+        try:
+            contract = versions.contract(module.params["talos_version"])
+        except versions.VersionError as exc:
+            module.fail_json(msg="talos_version: %s" % exc, path=path)
     try:
-        changed, created, bundle = secrets.ensure(path, module.check_mode)
+        mode_before = files.file_mode(path) if os.path.isfile(path) else None
+        changed, created, bundle = secrets.ensure(path, module.check_mode, contract)
     except secrets.BundleError as exc:
         module.fail_json(msg=str(exc), problems=exc.problems, path=path)
-    result = {"changed": changed, "created": created, "path": path, "certificate_authorities": secrets.describe(bundle)}
-    if module._diff and created:
-        result["diff"] = {"before_header": path, "after_header": path, "before": "", "after": "(new secrets bundle, content hidden)\n"}
+    except OSError as exc:
+        module.fail_json(msg="path: %s: %s" % (path, exc.strerror), path=path)
+    result = {
+        "changed": changed,
+        "created": created,
+        "path": path,
+        "certificate_authorities": secrets.describe(bundle) if bundle else {},
+    }
+    if module._diff and changed:
+        if created:
+            result["diff"] = {"before_header": path, "after_header": path, "before": "", "after": "(new secrets bundle, content hidden)\n"}
+        else:
+            result["diff"] = {
+                "before_header": path, "after_header": path,
+                "before": "mode: %04o\n" % mode_before, "after": "mode: %04o\n" % secrets.BUNDLE_MODE,
+            }
     module.exit_json(**result)
 
 

@@ -145,6 +145,14 @@ def signed_by(certificate, ca_certificate):
     return True
 
 
+def is_ca(certificate):
+    """True when the certificate's basic constraints say CA:TRUE."""
+    try:
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
 def fingerprint_sha256(certificate):
     """`AB:CD:...` over the DER certificate, as `openssl x509 -fingerprint -sha256` prints it."""
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()

@@ -3,8 +3,8 @@
 """The cluster secrets bundle, in exactly the format and with the key types of ``talosctl gen secrets``.
 
 A bundle is the parsed ``secrets.yaml``: ``cluster`` (id, secret), ``secrets`` (bootstrap token,
-secretbox encryption secret), ``trustdinfo`` (token) and ``certs`` (etcd, k8s, k8saggregator and os
-CAs, the service-account key), every certificate and key a base64-encoded PEM.
+secretbox or aescbc encryption secret), ``trustdinfo`` (token) and ``certs`` (etcd, k8s,
+k8saggregator and os CAs, the service-account key), every certificate and key a base64-encoded PEM.
 """
 
 from __future__ import annotations
@@ -15,31 +15,52 @@ import re
 
 import yaml
 
+from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos import pki, yamlv3
 
 TOKEN = re.compile(r"^[0-9a-z]{6}\.[0-9a-z]{16}$")
 TOKEN_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+TOKEN_BYTE_LIMIT = 252  # 256 - 256 % 36: larger bytes would favour the first characters
+SECRET_SIZE = 32
 # (bundle key, subject organisation, key type); k8saggregator's CA has an empty subject in Talos.
 CERTIFICATE_AUTHORITIES = (
-    ("etcd", "etcd", "ecdsa"),
-    ("k8s", "kubernetes", "ecdsa"),
-    ("k8saggregator", None, "ecdsa"),
-    ("os", "talos", "ed25519"),
+    ("etcd", "etcd", pki.ECDSA),
+    ("k8s", "kubernetes", pki.ECDSA),
+    ("k8saggregator", None, pki.ECDSA),
+    ("os", "talos", pki.ED25519),
 )
-ENCRYPTION_SECRETS = ("secretboxencryptionsecret", "aescbcencryptionsecret")
+CERT_ORDER = ("etcd", "k8s", "k8saggregator", "k8sserviceaccount", "os")
+# yaml.v3 writes struct fields in declaration order: Secrets has AESCBC before Secretbox.
+ENCRYPTION_SECRETS = ("aescbcencryptionsecret", "secretboxencryptionsecret")
+REDACTED = "******"
+BUNDLE_MODE = 0o600
+DIRECTORY_MODE = 0o700
+
+
+class BundleError(ValueError):
+    """A secrets bundle that cannot be used; .problems names every bad field."""
+
+    def __init__(self, path, problems):
+        self.problems = problems
+        super().__init__(
+            "%s is not a usable Talos secrets bundle; it was left untouched:\n%s" % (path, "\n".join("- " + p for p in problems))
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Generating
 
 
 def _token_part(length):
-    """Random characters of [0-9a-z], rejecting bytes >= 252 so that every character is equally likely."""
+    """Random characters of [0-9a-z]; bytes >= 252 are rejected so that every character is equally likely."""
     chars = []
     while len(chars) < length:
-        for byte in os.urandom(length):
-            if byte < 252 and len(chars) < length:
-                chars.append(TOKEN_ALPHABET[byte % 36])
-    return "".join(chars)
+        chars.extend(TOKEN_ALPHABET[byte % 36] for byte in os.urandom(length) if byte < TOKEN_BYTE_LIMIT)
+    return "".join(chars[:length])
 
 
 def token():
+    """A kubeadm-style token `abcdef.0123456789abcdef`, as talosctl's genToken(6, 16)."""
     return "%s.%s" % (_token_part(6), _token_part(16))
 
 
@@ -47,49 +68,75 @@ def _b64(data):
     return base64.b64encode(data).decode("ascii")
 
 
-def generate():
-    """A new bundle as talosctl gen secrets makes it for Talos 1.9 and later."""
+def generate(contract=None):
+    """A new bundle as `talosctl gen secrets` makes it for a version contract (major, minor).
+
+    Contracts after 1.2 get a secretbox encryption secret (before: aescbc), after 1.6 an RSA-4096
+    service-account key (before: ECDSA P-256). talosctl 1.14 encodes the cluster id with standard
+    base64, earlier releases with URL-safe base64; without a contract the id is URL-safe, as every
+    supported release before 1.14 writes it (Talos treats the id as an opaque string).
+    """
+    modern = contract is None
     certs = {}
     for name, organization, kind in CERTIFICATE_AUTHORITIES:
         key = pki.generate_key(kind)
         certs[name] = {"crt": _b64(pki.certificate_pem(pki.self_signed_ca(organization, key))), "key": _b64(pki.key_pem(key))}
-    certs["k8sserviceaccount"] = {"key": _b64(pki.key_pem(pki.generate_key("rsa")))}
+    service_account_kind = pki.RSA if modern or contract > (1, 6) else pki.ECDSA
+    certs["k8sserviceaccount"] = {"key": _b64(pki.key_pem(pki.generate_key(service_account_kind)))}
+    encryption = "secretboxencryptionsecret" if modern or contract > (1, 2) else "aescbcencryptionsecret"
+    id_encoding = base64.b64encode if not modern and contract >= (1, 14) else base64.urlsafe_b64encode
     return {
-        "cluster": {"id": base64.urlsafe_b64encode(os.urandom(32)).decode("ascii"), "secret": _b64(os.urandom(32))},
-        "secrets": {"bootstraptoken": token(), "secretboxencryptionsecret": _b64(os.urandom(32))},
+        "cluster": {"id": id_encoding(os.urandom(SECRET_SIZE)).decode("ascii"), "secret": _b64(os.urandom(SECRET_SIZE))},
+        "secrets": {"bootstraptoken": token(), encryption: _b64(os.urandom(SECRET_SIZE))},
         "trustdinfo": {"token": token()},
-        "certs": {name: certs[name] for name in ("etcd", "k8s", "k8saggregator", "k8sserviceaccount", "os")},
+        "certs": {name: certs[name] for name in CERT_ORDER},
     }
 
 
 def dump(bundle):
-    """secrets.yaml text, byte for byte as talosctl writes it (yaml.v3, 4-space indent)."""
-    return yamlv3.dump(bundle)
+    """secrets.yaml text, byte for byte as talosctl writes it (yaml.v3 struct order, 4-space indent)."""
+    section = bundle["secrets"]
+    ordered = {
+        "cluster": {"id": bundle["cluster"]["id"], "secret": bundle["cluster"]["secret"]},
+        "secrets": dict(
+            [("bootstraptoken", section["bootstraptoken"])]
+            + [(name, section[name]) for name in ENCRYPTION_SECRETS if section.get(name)]  # omitempty
+        ),
+        "trustdinfo": {"token": bundle["trustdinfo"]["token"]},
+        "certs": {
+            name: {field: bundle["certs"][name][field] for field in ("crt", "key") if field in bundle["certs"][name]}
+            for name in CERT_ORDER
+        },
+    }
+    return yamlv3.dump(ordered)
 
 
 def placeholder_bundle():
     """A complete bundle of stand-in values, for trial renders before the real bundle exists. No crypto."""
     pem = _b64(b"-----BEGIN PLACEHOLDER-----\nAAAA\n-----END PLACEHOLDER-----\n")
+    zeros = _b64(b"\0" * SECRET_SIZE)
     return {
-        "cluster": {"id": _b64(b"\0" * 32), "secret": _b64(b"\0" * 32)},
-        "secrets": {"bootstraptoken": "000000.0000000000000000", "secretboxencryptionsecret": _b64(b"\0" * 32)},
+        "cluster": {"id": zeros, "secret": zeros},
+        "secrets": {"bootstraptoken": "000000.0000000000000000", "secretboxencryptionsecret": zeros},
         "trustdinfo": {"token": "000000.0000000000000000"},
-        "certs": {
-            "etcd": {"crt": pem, "key": pem},
-            "k8s": {"crt": pem, "key": pem},
-            "k8saggregator": {"crt": pem, "key": pem},
-            "k8sserviceaccount": {"key": pem},
-            "os": {"crt": pem, "key": pem},
-        },
+        "certs": {name: ({"key": pem} if name == "k8sserviceaccount" else {"crt": pem, "key": pem}) for name in CERT_ORDER},
     }
 
 
-def _decode_pem(value, where, problems):
-    if value == "******":
+# ---------------------------------------------------------------------------------------------
+# Validating
+
+
+def _decode(value, where, problems):
+    """The bytes behind a base64 field, or None after recording why there are none."""
+    if value is None or value == "":
+        problems.append("%s: is missing" % where)
+        return None
+    if value == REDACTED:
         problems.append("%s: is redacted (******), not a usable value" % where)
         return None
-    if not isinstance(value, str) or not value:
-        problems.append("%s: is missing" % where)
+    if not isinstance(value, str):
+        problems.append("%s: is not a base64 string" % where)
         return None
     try:
         return base64.b64decode(value, validate=True)
@@ -98,26 +145,40 @@ def _decode_pem(value, where, problems):
         return None
 
 
+def _check_key(value, where, problems):
+    raw = _decode(value, where, problems)
+    if raw is None:
+        return None
+    try:
+        return pki.load_key(raw)
+    except pki.PKIError as exc:
+        problems.append("%s: %s" % (where, exc))
+        return None
+
+
 def _check_authority(certs, name, problems):
     entry = certs.get(name)
     if not isinstance(entry, dict):
         problems.append("certs.%s: is missing" % name)
         return
-    crt = _decode_pem(entry.get("crt"), "certs.%s.crt" % name, problems)
-    key = _decode_pem(entry.get("key"), "certs.%s.key" % name, problems)
-    certificate = private_key = None
-    if crt is not None:
+    certificate = None
+    raw = _decode(entry.get("crt"), "certs.%s.crt" % name, problems)
+    if raw is not None:
         try:
-            certificate = pki.load_certificate(crt)
+            certificate = pki.load_certificate(raw)
         except pki.PKIError as exc:
             problems.append("certs.%s.crt: %s" % (name, exc))
-    if key is not None:
-        try:
-            private_key = pki.load_key(key)
-        except pki.PKIError as exc:
-            problems.append("certs.%s.key: %s" % (name, exc))
+    if certificate is not None and not pki.is_ca(certificate):
+        problems.append("certs.%s.crt: is not a CA certificate" % name)
+    private_key = _check_key(entry.get("key"), "certs.%s.key" % name, problems)
     if certificate is not None and private_key is not None and not pki.key_matches(certificate, private_key):
         problems.append("certs.%s: key does not match certificate" % name)
+
+
+def _check_secret(value, where, problems):
+    raw = _decode(value, where, problems)
+    if raw is not None and len(raw) != SECRET_SIZE:
+        problems.append("%s: must encode %d bytes, not %d" % (where, SECRET_SIZE, len(raw)))
 
 
 def validate(bundle):
@@ -131,23 +192,22 @@ def validate(bundle):
         if not isinstance(sections[section], dict):
             problems.append("%s: is missing" % section)
             sections[section] = {}
-    for key in ("id", "secret"):
-        if not isinstance(sections["cluster"].get(key), str) or not sections["cluster"][key]:
-            problems.append("cluster.%s: is missing" % key)
+    cluster_id = sections["cluster"].get("id")
+    if not isinstance(cluster_id, str) or not cluster_id:
+        problems.append("cluster.id: is missing")
+    _check_secret(sections["cluster"].get("secret"), "cluster.secret", problems)
     for where, value in (("secrets.bootstraptoken", sections["secrets"].get("bootstraptoken")), ("trustdinfo.token", sections["trustdinfo"].get("token"))):
-        if value is None:
+        if value is None or value == "":
             problems.append("%s: is missing" % where)
         elif not isinstance(value, str) or not TOKEN.match(value):
             problems.append("%s: is not a token like abcdef.0123456789abcdef" % where)
-    present = [key for key in ENCRYPTION_SECRETS if sections["secrets"].get(key)]
+    present = [name for name in ENCRYPTION_SECRETS if sections["secrets"].get(name)]
     if len(present) != 1:
         problems.append(
             "secrets: needs exactly one of %s (found %s)" % (" and ".join(ENCRYPTION_SECRETS), " and ".join(present) or "neither")
         )
     else:
-        raw = _decode_pem(sections["secrets"][present[0]], "secrets." + present[0], problems)
-        if raw is not None and len(raw) != 32:
-            problems.append("secrets.%s: must encode 32 bytes, not %d" % (present[0], len(raw)))
+        _check_secret(sections["secrets"][present[0]], "secrets." + present[0], problems)
     certs = sections["certs"]
     for name, _, _ in CERTIFICATE_AUTHORITIES:
         _check_authority(certs, name, problems)
@@ -155,34 +215,29 @@ def validate(bundle):
     if not isinstance(service_account, dict):
         problems.append("certs.k8sserviceaccount: is missing")
     else:
-        key = _decode_pem(service_account.get("key"), "certs.k8sserviceaccount.key", problems)
-        if key is not None:
-            try:
-                pki.load_key(key)
-            except pki.PKIError as exc:
-                problems.append("certs.k8sserviceaccount.key: %s" % exc)
+        _check_key(service_account.get("key"), "certs.k8sserviceaccount.key", problems)
     return problems
 
 
 def parse(text):
-    """(bundle, problems) from secrets.yaml text."""
+    """(bundle, problems) from secrets.yaml text. Messages name fields and lines, never quote content."""
     try:
         bundle = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        return None, ["secrets.yaml: not valid YAML: %s" % str(exc).replace("\n", " ")]
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = " at line %d, column %d" % (mark.line + 1, mark.column + 1) if mark else ""
+        return None, ["secrets.yaml: is not valid YAML%s" % where]
     return bundle, validate(bundle)
 
 
 def os_ca(bundle):
-    """(certificate, private key) of the Talos API CA."""
+    """(certificate, private key) of the Talos API CA of a valid bundle."""
     certs = bundle["certs"]["os"]
     return pki.load_certificate(base64.b64decode(certs["crt"])), pki.load_key(base64.b64decode(certs["key"]))
 
 
 def describe(bundle):
-    """Facts about a bundle that are safe to show: the OS CA's fingerprint, subjects and expiry dates."""
-    import hashlib
-
+    """Facts about a valid bundle that are safe to show: CA subjects, expiry dates, the OS CA's fingerprint."""
     facts = {}
     for name, _, _ in CERTIFICATE_AUTHORITIES:
         certificate = pki.load_certificate(base64.b64decode(bundle["certs"][name]["crt"]))
@@ -190,40 +245,56 @@ def describe(bundle):
             "subject": certificate.subject.rfc4514_string(),
             "not_after": certificate.not_valid_after_utc.isoformat(),
         }
-    os_certificate = pki.load_certificate(base64.b64decode(bundle["certs"]["os"]["crt"]))
-    facts["os"]["sha256"] = hashlib.sha256(pki.certificate_der(os_certificate)).hexdigest()
+        if name == "os":
+            facts[name]["sha256"] = pki.fingerprint_sha256(certificate)
     return facts
 
 
-def ensure(path, check_mode=False):
+# ---------------------------------------------------------------------------------------------
+# The file
+
+
+def _create_exclusive(path, content):
+    """Write a new file atomically, 0600, and never over an existing one (not even one made meanwhile)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(directory, ".%s.%d.new" % (os.path.basename(path), os.getpid()))
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, BUNDLE_MODE)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)  # fails with FileExistsError instead of replacing
+    finally:
+        os.unlink(temporary)
+
+
+def ensure(path, check_mode=False, contract=None):
     """Create the bundle at path unless one exists; never rewrite an existing one.
 
     Returns (changed, created, bundle). An existing bundle is only validated, and its mode fixed to
-    0600. A bundle with problems raises BundleError and nothing is written.
+    0600; a bundle with problems raises BundleError and nothing is written. In check mode a missing
+    bundle is reported as created and the returned bundle is a placeholder (nothing is generated).
     """
-    from ansible_collections.netboot.talos.plugins.module_utils import files
-
+    if os.path.isdir(path):
+        raise BundleError(path, ["path: is a directory"])
     existing = files.read_bytes(path)
     if existing is not None:
         bundle, problems = parse(existing.decode("utf-8", "replace"))
         if problems:
             raise BundleError(path, problems)
-        changed = files.file_mode(path) != 0o600
+        changed = files.file_mode(path) != BUNDLE_MODE
         if changed and not check_mode:
-            os.chmod(path, 0o600)
+            os.chmod(path, BUNDLE_MODE)
         return changed, False, bundle
-    bundle = generate()
-    if not check_mode:
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            files.ensure_directory(parent, 0o700)
-        files.write_atomic(path, dump(bundle).encode("utf-8"), 0o600)
+    if check_mode:
+        return True, True, None
+    bundle = generate(contract)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        files.ensure_directory(parent, DIRECTORY_MODE)
+    try:
+        _create_exclusive(path, dump(bundle).encode("utf-8"))
+    except FileExistsError:
+        raise BundleError(path, ["path: another process created it meanwhile; run again to validate it"]) from None
     return True, True, bundle
-
-
-class BundleError(ValueError):
-    def __init__(self, path, problems):
-        self.problems = problems
-        super().__init__(
-            "%s is not a usable Talos secrets bundle; it was left untouched:\n%s" % (path, "\n".join("- " + p for p in problems))
-        )
