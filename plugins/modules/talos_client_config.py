@@ -36,12 +36,15 @@ options:
     elements: str
     required: true
   nodes:
-    description: Default target nodes.
+    description: Default target nodes of the context; omitted from the file when empty.
     type: list
     elements: str
     default: []
   roles:
-    description: Talos API roles of the client certificate, one organisation each.
+    description:
+      - Talos API roles of the client certificate, one organisation each (sorted, as Talos writes them).
+      - One of C(os:admin), C(os:operator), C(os:reader), C(os:etcd:backup), C(os:image:verifier),
+        C(os:meta:writer), C(os:impersonator).
     type: list
     elements: str
     default: [os:admin]
@@ -50,7 +53,7 @@ options:
     type: int
     default: 365
   renew_days:
-    description: Issue a new certificate when the current one expires within this many days.
+    description: Issue a new certificate when the current one expires within this many days. Must be smaller than O(validity_days).
     type: int
     default: 30
 attributes:
@@ -73,6 +76,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+path:
+  description: Path of the talosconfig.
+  returned: always
+  type: str
 renewed:
   description: Whether a new client certificate was issued.
   returned: always
@@ -104,26 +111,27 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    raw = files.read_bytes(params["secrets"])
-    if raw is None:
-        if module.check_mode:
-            module.exit_json(changed=True, renewed=True, expires="", msg="the secrets bundle does not exist yet")
-        module.fail_json(msg="secrets: %s does not exist; create it with netboot.talos.talos_secrets" % params["secrets"])
-    bundle, problems = secrets.parse(raw.decode("utf-8", "replace"))
-    if problems:
-        module.fail_json(msg="secrets: %s is not a usable Talos secrets bundle" % params["secrets"], problems=problems)
-    result = client_config.ensure(
-        params["path"],
-        bundle,
-        params["context"],
-        params["endpoints"],
-        params["nodes"],
-        params["roles"],
-        params["validity_days"],
-        params["renew_days"],
-        module.check_mode,
+    problems = client_config.check_options(
+        params["context"], params["endpoints"], params["nodes"], params["roles"], params["validity_days"], params["renew_days"]
     )
-    output = {"changed": result["changed"], "renewed": result["renewed"], "expires": result["expires"]}
+    if problems:
+        module.fail_json(msg="; ".join(problems), problems=problems, path=params["path"])
+    try:
+        bundle = secrets.load(params["secrets"])
+    except secrets.BundleError as exc:
+        module.fail_json(msg="secrets: %s" % exc, problems=exc.problems, path=params["path"])
+    if bundle is None:
+        if module.check_mode:
+            module.exit_json(changed=True, renewed=True, expires="", path=params["path"], msg="the secrets bundle does not exist yet")
+        module.fail_json(msg="secrets: %s does not exist; create it with netboot.talos.talos_secrets" % params["secrets"])
+    try:
+        result = client_config.ensure(
+            params["path"], bundle, params["context"], params["endpoints"], params["nodes"], params["roles"],
+            params["validity_days"], params["renew_days"], module.check_mode,
+        )
+    except client_config.ClientConfigError as exc:
+        module.fail_json(msg=str(exc), problems=exc.problems, path=params["path"])
+    output = {"changed": result["changed"], "renewed": result["renewed"], "expires": result["expires"], "path": params["path"]}
     if module._diff and result["changed"]:
         output["diff"] = files.text_diff(params["path"], result["previous"], result["content"], hidden=True)
     module.exit_json(**output)

@@ -145,6 +145,14 @@ def signed_by(certificate, ca_certificate):
     return True
 
 
+def extended_key_usages(certificate):
+    """The certificate's extended key usage OIDs, in order; [] without the extension."""
+    try:
+        return list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return []
+
+
 def is_ca(certificate):
     """True when the certificate's basic constraints say CA:TRUE."""
     try:

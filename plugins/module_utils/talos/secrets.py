@@ -230,6 +230,17 @@ def parse(text):
     return bundle, validate(bundle)
 
 
+def load(path):
+    """The valid bundle at path, or None when there is no file. Raises BundleError listing every problem."""
+    raw = files.read_bytes(path)
+    if raw is None:
+        return None
+    bundle, problems = parse(raw.decode("utf-8", "replace"))
+    if problems:
+        raise BundleError(path, problems)
+    return bundle
+
+
 def os_ca(bundle):
     """(certificate, private key) of the Talos API CA of a valid bundle."""
     certs = bundle["certs"]["os"]
@@ -274,15 +285,12 @@ def ensure(path, check_mode=False, contract=None):
 
     Returns (changed, created, bundle). An existing bundle is only validated, and its mode fixed to
     0600; a bundle with problems raises BundleError and nothing is written. In check mode a missing
-    bundle is reported as created and the returned bundle is a placeholder (nothing is generated).
+    bundle is reported as created and no bundle is returned (nothing is generated).
     """
     if os.path.isdir(path):
         raise BundleError(path, ["path: is a directory"])
-    existing = files.read_bytes(path)
-    if existing is not None:
-        bundle, problems = parse(existing.decode("utf-8", "replace"))
-        if problems:
-            raise BundleError(path, problems)
+    bundle = load(path)
+    if bundle is not None:
         changed = files.file_mode(path) != BUNDLE_MODE
         if changed and not check_mode:
             os.chmod(path, BUNDLE_MODE)
