@@ -29,9 +29,10 @@ class Run:
     results: list = field(default_factory=list)
 
     def task(self, name, host=None):
-        """The recorded result of the (last) task with this name, for host if given."""
+        """The recorded result of the (last) task with this name (role prefix optional), for host if given."""
         for entry in reversed(self.results):
-            if entry["task"] == name and (host is None or entry["host"] == host):
+            named = entry["task"] == name or entry["task"].endswith(" : " + name)
+            if named and (host is None or entry["host"] == host):
                 return entry
         raise KeyError("no result for task %r; tasks seen: %s" % (name, sorted({e["task"] for e in self.results})))
 
