@@ -100,6 +100,10 @@ class TlsError(TalosApiError):
     """The TLS handshake failed: wrong CA, rejected client certificate, pin mismatch."""
 
 
+class ClientCertificateRequired(TlsError):
+    """A maintenance-mode (insecure) connection was refused: the node is configured and wants mTLS."""
+
+
 ERRORS_BY_CODE = {
     cls.code: cls for cls in (Unavailable, FailedPrecondition, AlreadyExists, InvalidArgument, PermissionDenied, MaintenanceMode)
 }
@@ -238,6 +242,8 @@ def _tls_failure(node, exc, secure):
             return TlsError(node, "the node's certificate is not issued by the talosconfig's OS CA (%s); "
                                   "is the node in maintenance mode or from another cluster?" % exc.verify_message)
         return TlsError(node, "certificate verification failed: %s" % exc.verify_message)
+    if not secure and "certificate required" in text.lower():
+        return ClientCertificateRequired(node, "the node requires a client certificate: it is configured, not in maintenance mode")
     if "unknown ca" in text.lower() or "certificate required" in text.lower() or "bad certificate" in text.lower():
         return TlsError(node, "the node rejected the client certificate (not issued by its OS CA?): %s" % text)
     return TlsError(node, "TLS handshake failed: %s" % text)
@@ -283,7 +289,8 @@ async def call(target, method, request=None, timeout=30.0):
         if target.secure:
             raise TlsError(node, "connection closed during the call; the node probably rejected the client "
                                  "certificate (not issued by its OS CA?): %s" % (exc or type(exc).__name__))
-        raise Unavailable(node, "connection closed: %s" % (exc or type(exc).__name__))
+        raise ClientCertificateRequired(node, "the node closed a connection without client certificate: it is "
+                                              "configured, not in maintenance mode")
     except OSError as exc:
         raise Unavailable(node, "cannot connect to %s:%d: %s" % (target.host, target.port, exc.strerror or exc))
     finally:
@@ -376,6 +383,7 @@ async def disks(target, timeout=10.0):
 # ---------------------------------------------------------------- stages
 
 DOWN, MAINTENANCE, UP = "down", "maintenance", "up"
+ERROR_REPEATS = 3
 STAGE_TEXT = {DOWN: "no answer", MAINTENANCE: "maintenance mode (no config yet)", UP: "configured and up"}
 
 
@@ -400,22 +408,26 @@ class Connector:
 
 
 async def probe(connector, node, timeout=5.0):
-    """(stage, detail): down, maintenance, or up with the Talos version tag as detail."""
+    """(stage, detail, version): down, maintenance or up; version is the Talos tag when known."""
     secure_error = None
     if connector._secure is not None:
         try:
-            return UP, (await version(connector.secure(node), timeout=timeout))["tag"]
+            tag = (await version(connector.secure(node), timeout=timeout))["tag"]
+            return UP, STAGE_TEXT[UP], tag
         except Unavailable as exc:
-            return DOWN, exc.detail
+            return DOWN, exc.detail, None
         except (TlsError, MaintenanceMode, TalosApiError) as exc:
             secure_error = exc
     try:
         await disks(connector.maintenance(node), timeout=timeout)
-        return MAINTENANCE, STAGE_TEXT[MAINTENANCE]
+        return MAINTENANCE, STAGE_TEXT[MAINTENANCE], None
     except Unavailable as exc:
-        return DOWN, exc.detail
+        return DOWN, exc.detail, None
+    except ClientCertificateRequired as exc:
+        if secure_error is not None:
+            raise secure_error  # configured, but it does not accept our credentials
+        return UP, "configured (a talosconfig is needed to read its version)", None
     except TalosApiError as exc:
-        # Not maintenance mode either: a secure API that refuses us. Report the secure failure.
         raise secure_error or exc
 
 
@@ -423,26 +435,33 @@ async def wait_for_stage(connector, nodes, wanted, timeout, interval=0.5, probe_
     """Poll all nodes concurrently until each reaches a stage in wanted or the timeout passes.
 
     Returns {node: {"stage", "detail", "reached", "seconds", "history": [[seconds, stage], ...]}}.
-    A node that answers with an unrecoverable error (wrong CA, permission) stops being polled.
+    A node that refuses us ERROR_REPEATS times in a row (wrong CA, permission) stops being polled.
     """
     start = time.monotonic()
     results = {}
 
     async def watch(node):
-        entry = {"stage": None, "detail": "", "reached": False, "seconds": None, "history": [], "error": None}
+        entry = {"stage": None, "detail": "", "version": None, "reached": False, "seconds": None, "reached_at": None, "history": [], "error": None}
         results[node] = entry
+        errors = 0
         while True:
             try:
-                stage, detail = await probe(connector, node, timeout=probe_timeout)
+                stage, detail, tag = await probe(connector, node, timeout=probe_timeout)
+                errors = 0
             except TalosApiError as exc:
-                entry.update(stage="error", detail=str(exc), error=str(exc))
-                return
+                # A node rebooting between modes can fail one probe; the same refusal thrice is final.
+                errors += 1
+                if errors >= ERROR_REPEATS:
+                    entry.update(stage="error", detail=str(exc), error=str(exc))
+                    return
+                await asyncio.sleep(interval)
+                continue
             elapsed = round(time.monotonic() - start, 2)
             if stage != entry["stage"]:
                 entry["history"].append([elapsed, stage])
-            entry.update(stage=stage, detail=detail)
+            entry.update(stage=stage, detail=detail, version=tag)
             if stage in wanted:
-                entry.update(reached=True, seconds=elapsed)
+                entry.update(reached=True, seconds=elapsed, reached_at=time.time())
                 return
             remaining = timeout - (time.monotonic() - start)
             if remaining <= 0:

@@ -1,0 +1,128 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: kubernetes_nodes
+short_description: Wait until Kubernetes nodes are Ready and list them like kubectl get nodes -o wide
+version_added: 0.1.0
+description:
+  - Reads C(/api/v1/nodes) from the API server named in O(kubeconfig), with the kubeconfig's client
+    certificate and its CA verified (python requests), every O(interval) seconds until every node in
+    O(names) is listed and Ready, or O(timeout) passes.
+  - Returns the rows and a text table laid out like C(kubectl get nodes -o wide).
+author:
+  - netboot.talos developers
+requirements:
+  - requests
+  - cryptography
+options:
+  kubeconfig:
+    description: Path of the kubeconfig.
+    type: path
+    required: true
+  names:
+    description: Node names that must be Ready; empty means only list.
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description: Seconds to wait for O(names).
+    type: float
+    default: 600
+  interval:
+    description: Seconds between reads.
+    type: float
+    default: 1
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: Read only.
+"""
+
+EXAMPLES = r"""
+- name: Wait for every node
+  netboot.talos.kubernetes_nodes:
+    kubeconfig: clusters/home/kubeconfig
+    names: [kube01, kube02, kube03]
+  register: cluster_nodes
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ cluster_nodes.table }}"
+"""
+
+RETURN = r"""
+nodes:
+  description: One dict per node with the columns of C(kubectl get nodes -o wide).
+  returned: always
+  type: list
+  elements: dict
+table:
+  description: The table, one line per row, header first.
+  returned: always
+  type: list
+  elements: str
+seconds:
+  description: Seconds until every node in O(names) was Ready.
+  returned: success
+  type: float
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            kubeconfig=dict(type="path", required=True),
+            names=dict(type="list", elements="str", default=[]),
+            timeout=dict(type="float", default=600),
+            interval=dict(type="float", default=1),
+        ),
+        supports_check_mode=True,
+    )
+    if not kubernetes.HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"))
+    params = module.params
+    try:
+        with open(params["kubeconfig"], "rb") as handle:
+            api = kubernetes.KubeClient(handle.read())
+    except (OSError, kubernetes.KubeconfigError) as exc:
+        module.fail_json(msg="kubeconfig: %s: %s" % (params["kubeconfig"], exc))
+    start = time.monotonic()
+    rows, last_error = [], None
+    try:
+        while True:
+            try:
+                rows = [kubernetes.summarize(item) for item in api.get("/api/v1/nodes").get("items", [])]
+                last_error = None
+            except Exception as exc:  # requests' connection, TLS and HTTP errors: retried until the timeout
+                last_error = "%s: %s" % (type(exc).__name__, exc)
+            ready = {row["name"] for row in rows if row["status"] == "Ready"}
+            waiting = [name for name in params["names"] if name not in ready]
+            if not waiting and last_error is None:
+                break
+            if time.monotonic() - start >= params["timeout"]:
+                status = {row["name"]: row["status"] for row in rows}
+                detail = ", ".join("%s %s" % (n, status.get(n, "not registered")) for n in waiting)
+                if last_error:
+                    detail += "; last error from %s: %s" % (api.server, last_error)
+                module.fail_json(msg="nodes not Ready after %ss: %s" % (params["timeout"], detail),
+                                 nodes=rows, table=kubernetes.table(rows))
+            time.sleep(params["interval"])
+    finally:
+        api.close()
+    module.exit_json(changed=False, nodes=rows, table=kubernetes.table(rows), seconds=round(time.monotonic() - start, 2))
+
+
+if __name__ == "__main__":
+    main()
