@@ -14,7 +14,7 @@ DEBIAN_PACKAGES := podman runc qemu-system-x86 ipxe ipxe-qemu ovmf tftpd-hpa tft
 	cpio busybox-static iproute2 curl debootstrap
 MOLECULE_SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 
-.PHONY: help deps venv lint unit molecule test bench lab lab-down clean
+.PHONY: help deps venv lint unit molecule e2e test bench lab lab-down clean
 
 help:
 	@echo "make lab       boot the virtual lab end to end (QEMU, BIOS and UEFI machines)"
@@ -50,7 +50,16 @@ molecule: deps venv
 		$(BIN)/molecule test -s $$s || exit 1; \
 	done
 
+e2e: deps venv
+	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
+
 test: deps venv lint unit molecule
+
+lab: deps venv
+	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab.yml
+
+lab-down: venv
+	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_down.yml
 
 bench: venv
 	$(BIN)/python tests/bench/configs_play.py
