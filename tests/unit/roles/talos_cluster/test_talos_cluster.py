@@ -116,3 +116,29 @@ def test_role_fails_per_node_with_its_stage(cluster, run_playbook):
     assert "ok: [localhost] => (item=cp1)" in run.stdout and "failed: [localhost] (item=cp1)" not in run.stdout
     assert "failed: [localhost] (item=w1)" in run.stdout and "failed: [localhost] (item=w2)" in run.stdout
     assert cluster.doubles["cp1"].calls("Bootstrap") == 0
+
+
+def reprovision_play(cluster, names, **variables):
+    play = role_play(cluster, talos_cluster_reprovision=names, **variables)
+    role = play[0].pop("roles")[0]
+    play[0]["tasks"] = [{"name": "reprovision", "ansible.builtin.include_role": {"name": role["role"], "tasks_from": "reprovision"},
+                         "vars": role["vars"]}]
+    return play
+
+
+def test_reprovision_resets_a_node_and_brings_it_back(cluster, run_playbook):
+    for node in NODES:
+        cluster.start(node["name"], maintenance=True)
+    cluster.start_kube()
+    assert run_playbook(role_play(cluster, talos_cluster_config_delivery="api")).rc == 0
+
+    unknown = run_playbook(reprovision_play(cluster, ["w9"], talos_cluster_config_delivery="api"))
+    assert unknown.rc != 0 and "w9" in unknown.stdout
+    assert cluster.doubles["w1"].state["resets"] == []
+
+    run = run_playbook(reprovision_play(cluster, ["w1"], talos_cluster_config_delivery="api"))
+    assert run.rc == 0, run.stdout
+    check_table(run)
+    assert [len(cluster.doubles[n["name"]].state["resets"]) for n in NODES] == [0, 1, 0]
+    assert [cluster.doubles[n["name"]].state["applied"] for n in NODES] == [1, 2, 1]
+    assert cluster.doubles["cp1"].calls("Bootstrap") == 1
