@@ -26,7 +26,7 @@ from ansible_collections.netboot.talos.plugins.module_utils.talos import version
 
 FACTORY_IMAGE_URL = "https://factory.talos.dev/image"
 FACTORY_REGISTRY = "factory.talos.dev"
-VANILLA_SCHEMATIC = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
+VANILLA_SCHEMATIC = versions.VANILLA_SCHEMATIC
 ARCHES = ("amd64", "arm64")
 SCHEMATIC_ID = re.compile(r"^[0-9a-f]{64}$")
 
