@@ -15,6 +15,8 @@ description:
   - A missing or invalid file is fetched from O(local_dir) when set, else from O(base_url); both use
     Image Factory's layout C(<schematic>/<version>/<file>). It is written to a temporary file beside
     the target, verified, then renamed over it.
+  - With O(local_dir) and no checksum given, the local file is the reference, so a served copy that
+    differs from it (a rebuilt image) is replaced.
   - Every file is tried; when any cannot be fetched or verified the module fails with one message
     listing each of them and how to provide them. Valid files are still put in place.
 author:

@@ -105,10 +105,13 @@ def provide(dest, nodes, base_url, local_dir=None, checksums=None, timeout=60, c
         relative = "%s/%s/%s" % (version, schematic, name)
         path = os.path.join(dest, relative)
         sha256 = (checksums or {}).get(relative)
+        source = os.path.join(local_dir, schematic, version, name) if local_dir else url
+        if local_dir and not sha256 and os.path.isfile(source):
+            # The local file is the reference: a served copy that differs from it is replaced.
+            sha256 = file_sha256(source)
         if problem_with(path, magic, sha256) is None:
             present.append(path)
             continue
-        source = os.path.join(local_dir, schematic, version, name) if local_dir else url
         if check_mode:
             fetched.append(path)
             continue

@@ -120,6 +120,17 @@ def test_local_directory_on_the_boot_server(run_playbook, tmp_path):
     assert run_playbook(play(data, [node("kube01", "v1.14.0")], talos_assets_local_dir=str(source))).changed == 0
 
 
+def test_a_changed_local_file_replaces_the_served_copy(run_playbook, tmp_path):
+    source, data = tmp_path / "downloads", tmp_path / "matchbox"
+    publish(source, VANILLA, "v1.14.0", "amd64")
+    assert run_playbook(play(data, [node("kube01", "v1.14.0")], talos_assets_local_dir=str(source))).rc == 0
+    rebuilt = publish(source, VANILLA, "v1.14.0", "amd64")
+    run = run_playbook(play(data, [node("kube01", "v1.14.0")], talos_assets_local_dir=str(source)))
+    assert run.rc == 0 and run.changed == 1, run.stdout
+    for name, content in rebuilt.items():
+        assert served(data, "v1.14.0", VANILLA, name) == content
+
+
 def test_an_invalid_file_in_place_is_replaced(run_playbook, server, tmp_path):
     data = tmp_path / "matchbox"
     files = publish(server.root, VANILLA, "v1.9.4", "amd64")
