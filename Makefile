@@ -53,7 +53,7 @@ molecule: deps venv
 e2e: deps venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
 
-test: deps venv lint unit molecule
+test: deps venv lint unit molecule e2e
 
 lab: deps venv
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab.yml
