@@ -43,6 +43,7 @@ CLUSTER_WIDE = (
     "talos_cni",
     "talos_kubernetes_version",
     "talos_config_delivery",
+    "talos_config_withdraw",
 )
 
 # Every variable a node may carry, with its type; anything else starting with talos_ is refused
@@ -82,6 +83,7 @@ NODE_VARIABLES = {
     "talos_worker_patches": list,
     "talos_patches": list,
     "talos_config_delivery": str,
+    "talos_config_withdraw": bool,
 }
 PATCH_VARIABLES = {
     "controlplane": ("talos_cluster_patches", "talos_controlplane_patches", "talos_patches"),
@@ -397,6 +399,7 @@ def _node(host, role, variables, problems):
         "pxe_kernel_args": pxe_kernel_args,
         "endpoint_host": endpoint_host,
         "delivery": delivery,
+        "withdraw_configs": bool(var("talos_config_withdraw")) and delivery == "http",
         "patch_fields": [field for field, _ in patches],
         "config": config,
     }
@@ -500,9 +503,10 @@ def build_nodes(hosts, memberships, clusters_dir, render=None):
         "endpoint": entries[0]["config"]["cluster_endpoint"],
         "dir": "%s/%s" % (clusters_dir.rstrip("/"), entries[0]["config"]["cluster_name"]),
         "delivery": entries[0]["delivery"],
+        "withdraw_configs": entries[0]["withdraw_configs"],
         "controlplane_ips": [e["ip"] for e in controlplanes],
         "talos_versions": sorted({e["talos_version"] for e in entries}),
     }
     for entry in entries:
-        del entry["patch_fields"], entry["endpoint_host"], entry["delivery"]
+        del entry["patch_fields"], entry["endpoint_host"], entry["delivery"], entry["withdraw_configs"]
     return cluster, entries

@@ -413,7 +413,7 @@ def talos_entries(nodes, matchbox_url, http_delivery=True, halt_if_installed=Fal
             },
         })
         if http_delivery:
-            configs.append({"name": node["name"], "file": mac_file_name(mac)})
+            configs.append({"name": node["name"], "ip": node.get("ip"), "file": mac_file_name(mac)})
     if problems:
         raise MatchboxError(problems)
     return {"profiles": list(profiles.values()), "groups": groups, "configs": configs}

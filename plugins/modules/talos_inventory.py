@@ -63,6 +63,9 @@ cluster:
     endpoint: {description: Kubernetes API endpoint URL., type: str}
     dir: {description: Directory of this cluster's secrets, configs, talosconfig and kubeconfig., type: str}
     delivery: {description: How nodes get their config, C(http) or C(api)., type: str}
+    withdraw_configs:
+      description: Stop serving a node's config once it runs it (C(talos_config_withdraw) with C(http) delivery).
+      type: bool
     controlplane_ips: {description: IPs of the control-plane nodes., type: list, elements: str}
     talos_versions: {description: Talos versions in use., type: list, elements: str}
 nodes:

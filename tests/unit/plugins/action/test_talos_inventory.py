@@ -130,6 +130,8 @@ BAD_INVENTORIES = {
     ),
     "custom CNI without manifests": (inventory(cluster={"talos_cni": {"name": "custom"}}), "kube01", "talos_cni.urls"),
     "wrong type for a list variable": (inventory(cluster={"talos_nameservers": "10.0.50.1"}), "kube01", "talos_nameservers"),
+    "withdraw given as a word": (inventory(cluster={"talos_config_withdraw": "later"}), "kube01", "talos_config_withdraw"),
+    "withdraw set on one node only": (inventory(nodes=with_node("kube04", talos_config_withdraw=True)), "kube04", "talos_config_withdraw"),
 }
 
 
@@ -189,9 +191,21 @@ def test_valid_inventory_yields_normalised_nodes(run_playbook, tmp_path):
     assert by_name["kube02"]["mac"] == "02:00:00:50:00:72"
     assert [by_name[n]["role"] for n in sorted(by_name)] == ["controlplane"] * 3 + ["worker"]
     assert result["cluster"]["controlplane_ips"] == ["10.0.50.71", "10.0.50.72", "10.0.50.73"]
+    assert result["cluster"]["withdraw_configs"] is False
     assert result["cluster"]["dir"] == os.path.join(str(tmp_path), "clusters", "testcluster")
     kube01 = by_name["kube01"]["config"]
     assert kube01["network"]["addresses"] == ["10.0.50.71/24"]
     assert kube01["network"]["vip"] == "10.0.50.69"
     assert by_name["kube04"]["config"]["network"]["vip"] is None, "a worker must not carry the VIP"
     assert kube01["network"]["device_selector"] == {"hardwareAddr": "18:03:73:2a:d8:a2"}
+
+
+@pytest.mark.parametrize("delivery, withdraw", [("http", True), ("api", False)])
+def test_withdrawing_configs_applies_to_http_delivery_only(run_playbook, tmp_path, delivery, withdraw):
+    path = tmp_path / "hosts.yml"
+    data = inventory(cluster={"talos_config_withdraw": True, "talos_config_delivery": delivery})
+    path.write_text(yaml.safe_dump(_drop_none(data), sort_keys=False))
+    run = run_playbook([{"name": "validate", "hosts": "localhost", "connection": "local", "gather_facts": False,
+                         "tasks": [{"name": "inventory", "netboot.talos.talos_inventory": {}}]}], inventory=path)
+    assert run.rc == 0, run.stdout
+    assert run.task("inventory")["result"]["cluster"]["withdraw_configs"] is withdraw

@@ -43,8 +43,8 @@ def test_nodes_of_one_kind_share_a_profile_and_each_gets_a_group():
         ("kube01", "talos-controlplane-v1.9.4-amd64", {"mac": "18:03:73:2a:d8:a2"}),
         ("kube02", "talos-controlplane-v1.9.4-amd64", {"mac": "02:00:00:50:00:72"}),
     ]
-    assert entries["configs"] == [{"name": "kube01", "file": "18-03-73-2a-d8-a2.yaml"},
-                                  {"name": "kube02", "file": "02-00-00-50-00-72.yaml"}]
+    assert entries["configs"] == [{"name": "kube01", "ip": "10.0.50.76", "file": "18-03-73-2a-d8-a2.yaml"},
+                                  {"name": "kube02", "ip": "10.0.50.76", "file": "02-00-00-50-00-72.yaml"}]
 
 
 def test_profile_boots_image_factory_cmdline_with_initrd_and_config_url():

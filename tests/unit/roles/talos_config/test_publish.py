@@ -190,3 +190,56 @@ def test_inventory_api_delivery_also_stops_config_publishing(run_playbook, site)
     assert not (site["data"] / "assets" / "talos" / "configs").exists()
     assert not any("talos.config=" in arg for arg in json.loads((site["data"] / "profiles" / "talos-controlplane-v1.9.4-amd64.json")
                                                                .read_text())["boot"]["args"])
+
+
+def test_withholding_serves_configs_only_to_nodes_not_yet_running_theirs(run_playbook, site, tmp_path):
+    sys.path.insert(0, str(REPO / "tests" / "fixtures" / "talos_node"))
+    import doubles
+
+    members = [{"name": "cp1", "role": "controlplane", "ip": "127.0.8.11"}, {"name": "w1", "role": "worker", "ip": "127.0.8.12"}]
+    cluster = doubles.Cluster(tmp_path / "api", members)
+    nodes = [dict(NODES[0], name="cp1", mac="02:00:00:08:00:11", ip="127.0.8.11"),
+             dict(NODES[2], name="w1", mac="02:00:00:08:00:12", ip="127.0.8.12")]
+    inventory = {"cluster": {"name": cluster.name, "dir": str(cluster.dir), "delivery": "http", "withdraw_configs": True},
+                 "nodes": nodes}
+    served = {node["name"]: site["data"] / "assets" / "talos" / "configs" / (node["mac"].replace(":", "-") + ".yaml")
+              for node in nodes}
+
+    def publish():
+        return run(run_playbook, site, nodes=[], talos_config_inventory=inventory,
+                   talos_config_publish_configs_dir=str(cluster.dir / "nodes"))
+
+    try:
+        before = publish()  # nothing answers yet: both are served
+        assert before.rc == 0, before.stdout
+        assert all(path.exists() for path in served.values())
+
+        cluster.start("cp1")
+        after = publish()  # cp1 runs its config now: its copy goes, w1 keeps its own
+        assert after.rc == 0 and after.changed == 1, after.stdout
+        assert not served["cp1"].exists() and served["w1"].read_bytes() == cluster.config("w1").read_bytes()
+        assert publish().changed == 0
+
+        cluster.start("w1", maintenance=True)  # answering without a config is not running it
+        assert publish().changed == 0 and served["w1"].exists()
+    finally:
+        cluster.stop()
+
+
+def test_withholding_off_serves_every_config(run_playbook, site, tmp_path):
+    sys.path.insert(0, str(REPO / "tests" / "fixtures" / "talos_node"))
+    import doubles
+
+    cluster = doubles.Cluster(tmp_path / "api", [{"name": "cp1", "role": "controlplane", "ip": "127.0.8.21"}])
+    node = dict(NODES[0], name="cp1", mac="02:00:00:08:00:21", ip="127.0.8.21")
+    inventory = {"cluster": {"name": cluster.name, "dir": str(cluster.dir), "delivery": "http", "withdraw_configs": False},
+                 "nodes": [node]}
+    cluster.start("cp1")
+    try:
+        published = run(run_playbook, site, nodes=[], talos_config_inventory=inventory,
+                        talos_config_publish_configs_dir=str(cluster.dir / "nodes"))
+        assert published.rc == 0, published.stdout
+        assert (site["data"] / "assets" / "talos" / "configs" / "02-00-00-08-00-21.yaml").exists()
+        assert "skip_reason" in published.task("Find the nodes that already run their config")["result"]
+    finally:
+        cluster.stop()
