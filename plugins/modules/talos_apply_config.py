@@ -11,7 +11,8 @@ description:
     over server-only TLS (no client certificate; optionally pinned by O(fingerprint)), a configured
     node gets it over mTLS with the talosconfig.
   - A dry run decides C(changed) - a node in maintenance mode has no config yet, so applying always
-    changes it; a configured node reports its config diff and C(No changes.) means changed=false.
+    changes it; a configured node reports its config diff, and details that end, in Talos's words,
+    with C(Config diff:) followed by C(No changes.) mean changed=false.
     The diff is never returned (it holds secrets); only the dry run's summary is.
   - In check mode, or with O(dry_run), only the dry run is made.
 extends_documentation_fragment:
@@ -87,7 +88,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 
-NO_CHANGES = "No changes."
+# How Talos ends the dry-run details when the config is the one it runs (machined generateDiff).
+NO_CHANGES = "Config diff:\n\nNo changes."
 
 
 def summary_of(details):
@@ -125,7 +127,7 @@ def main():
         target = connector.maintenance(node) if maintenance else connector.secure(node)
         dry = client.run(client.apply_configuration(target, data, params["mode"], dry_run=True))
         result.update(summary=summary_of(dry["mode_details"]), mode=dry["mode"], warnings_from_node=dry["warnings"])
-        changed = maintenance or NO_CHANGES not in dry["mode_details"]
+        changed = maintenance or not dry["mode_details"].rstrip().endswith(NO_CHANGES)
         if changed and not (module.check_mode or params["dry_run"]):
             applied = client.run(client.apply_configuration(target, data, params["mode"]))
             result.update(summary=summary_of(applied["mode_details"]), mode=applied["mode"], warnings_from_node=applied["warnings"])
