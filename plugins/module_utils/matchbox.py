@@ -256,6 +256,20 @@ def apply(plan, check_mode=False, diff=False):
     return changed, {"ids": plan.ids, "written": written, "removed": removed}, diffs
 
 
+def run_module(module, kind, make_plan):
+    """The body of the matchbox_profile and matchbox_group modules: plan, refuse or apply, report."""
+    try:
+        plan = make_plan()
+    except MatchboxError as exc:
+        module.fail_json(msg="matchbox %s refused, nothing was written: %s" % (kind, exc), problems=exc.problems)
+    for warning in plan.warnings:
+        module.warn(warning)
+    changed, result, diffs = apply(plan, module.check_mode, module._diff)
+    if module._diff:
+        result["diff"] = diffs
+    module.exit_json(changed=changed, **result)
+
+
 def _documents(entries, kind, build, problems):
     if not isinstance(entries, list):
         raise MatchboxError(["%s must be a list" % kind])

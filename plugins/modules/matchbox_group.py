@@ -129,16 +129,8 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        plan = matchbox.plan_groups(module.params["data_dir"], module.params["groups"], module.params["prune"], module.check_mode)
-    except matchbox.MatchboxError as exc:
-        module.fail_json(msg="matchbox groups refused, nothing was written: %s" % exc, problems=exc.problems)
-    for warning in plan.warnings:
-        module.warn(warning)
-    changed, result, diffs = matchbox.apply(plan, module.check_mode, module._diff)
-    if module._diff:
-        result["diff"] = diffs
-    module.exit_json(changed=changed, **result)
+    params = module.params
+    matchbox.run_module(module, "groups", lambda: matchbox.plan_groups(params["data_dir"], params["groups"], params["prune"], module.check_mode))
 
 
 if __name__ == "__main__":

@@ -150,16 +150,8 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        plan = matchbox.plan_profiles(module.params["data_dir"], module.params["profiles"], module.params["prune"])
-    except matchbox.MatchboxError as exc:
-        module.fail_json(msg="matchbox profiles refused, nothing was written: %s" % exc, problems=exc.problems)
-    for warning in plan.warnings:
-        module.warn(warning)
-    changed, result, diffs = matchbox.apply(plan, module.check_mode, module._diff)
-    if module._diff:
-        result["diff"] = diffs
-    module.exit_json(changed=changed, **result)
+    params = module.params
+    matchbox.run_module(module, "profiles", lambda: matchbox.plan_profiles(params["data_dir"], params["profiles"], params["prune"]))
 
 
 if __name__ == "__main__":
