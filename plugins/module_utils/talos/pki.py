@@ -191,29 +191,35 @@ def _name(orgs):
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in orgs])
 
 
+def _builder(subject, issuer, public_key, when, validity, key_cert_sign):
+    """Subject, issuer, key, a random serial, the validity window and the critical key usage."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(_serial_number())
+        .not_valid_before(when)
+        .not_valid_after(when + validity)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, key_cert_sign=key_cert_sign, crl_sign=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+
+
 def self_signed_ca(organization, key, when=None, validity=CA_VALIDITY):
     """A self-signed CA certificate for key, as crypto's NewSelfSignedCertificateAuthority makes it.
 
     organization None gives an empty subject (Talos's aggregator CA).
     """
-    when = when or now()
     name = _name([organization] if organization else [])
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(_serial_number())
-        .not_valid_before(when)
-        .not_valid_after(when + validity)
+        _builder(name, name, key.public_key(), when or now(), validity, key_cert_sign=True)
         # Go's extension order: key usage, extended key usage, basic constraints, subject key id.
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
         .add_extension(x509.ExtendedKeyUsage([SERVER_AUTH, CLIENT_AUTH]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier(os.urandom(SUBJECT_KEY_ID_SIZE)), critical=False)
@@ -229,24 +235,8 @@ def issue(ca_certificate, ca_key, orgs, ext_key_usages, validity, when=None):
     constraints, authority key id = the CA's subject key id.
     """
     key = generate_key(key_kind(ca_key))
-    when = when or now()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(orgs))
-        .issuer_name(ca_certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(_serial_number())
-        .not_valid_before(when)
-        .not_valid_after(when + validity)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage(list(ext_key_usages)), critical=False)
-    )
+    builder = _builder(_name(orgs), ca_certificate.subject, key.public_key(), when or now(), validity, key_cert_sign=False)
+    builder = builder.add_extension(x509.ExtendedKeyUsage(list(ext_key_usages)), critical=False)
     try:
         ski = ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
