@@ -641,14 +641,14 @@ def load_secrets(path, check_mode=False):
     In check mode a bundle that does not exist yet (it would be created by this run) is stood in for
     by placeholder values, so that every node reports the change it would get.
     """
-    raw = files.read_bytes(path)
-    if raw is None:
+    try:
+        bundle = secrets.load(path)
+    except secrets.BundleError as exc:
+        raise SpecError(["secrets: %s: %s" % (path, problem) for problem in exc.problems])
+    if bundle is None:
         if check_mode:
             return secrets.placeholder_bundle()
         raise SpecError(["secrets: %s does not exist; create it with netboot.talos.talos_secrets" % path])
-    bundle, problems = secrets.parse(raw.decode("utf-8", "replace"))
-    if problems:
-        raise SpecError(["secrets: %s: %s" % (path, problem) for problem in problems])
     return bundle
 
 

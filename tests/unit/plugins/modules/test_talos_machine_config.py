@@ -113,3 +113,21 @@ def test_bad_specs_fail_naming_node_and_key_and_write_nothing(run_playbook, shar
     assert "nodes[cp2].patches[1]: " in message and "JSON6902" not in message  # 1.11 is single-document
     assert "nodes[w2].patches: machine.ca.key must not be set on a worker" in message
     assert not dest.exists()
+
+
+def test_missing_or_unusable_secrets_fail_naming_the_bundle_and_write_nothing(run_playbook, shared_dir, tmp_path):
+    dest = tmp_path / "nodes"
+    missing = run_playbook(local_play([render_task(tmp_path / "absent.yaml", dest)]), extra_vars={"nodes": small_nodes()})
+    assert missing.rc != 0
+    assert "secrets: %s does not exist" % (tmp_path / "absent.yaml") in missing.task("render")["result"]["msg"]
+
+    bundle = yaml.safe_load((shared_dir / "talos-golden" / "secrets.yaml").read_text())
+    del bundle["trustdinfo"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(bundle))
+    unusable = run_playbook(local_play([render_task(broken, dest)]), extra_vars={"nodes": small_nodes()})
+    assert unusable.rc != 0
+    message = unusable.task("render")["result"]["msg"]
+    assert "secrets: %s: trustdinfo" % broken in message
+    assert bundle["secrets"]["bootstraptoken"] not in message
+    assert not dest.exists()
