@@ -19,10 +19,9 @@ Standard library only: this file also runs on the boot server inside modules.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos import versions
+from ansible_collections.netboot.talos.plugins.module_utils.talos import versions, yamlv3
 
 FACTORY_IMAGE_URL = "https://factory.talos.dev/image"
 FACTORY_REGISTRY = "factory.talos.dev"
@@ -80,34 +79,29 @@ def canonical_schematic(customization_):
             "customization.%s cannot be turned into a schematic ID offline (supported: %s); "
             "create the schematic at Image Factory and give its ID instead" % (unknown[0], ", ".join(_CUSTOMIZATION_FIELDS))
         )
-    lines = []
+    ordered = {}
     args = _string_list(customization_.get("extraKernelArgs") or [], "customization.extraKernelArgs")
     if args:
-        lines.append("    extraKernelArgs:")
-        lines += ["        - " + _scalar(arg, "customization.extraKernelArgs") for arg in args]
+        ordered["extraKernelArgs"] = args
     meta = customization_.get("meta") or []
+    for index, item in enumerate(meta):
+        field = "customization.meta[%d]" % index
+        if not isinstance(item, dict) or set(item) != {"key", "value"}:
+            raise FactoryError("%s must be a mapping with exactly key and value" % field)
+        key = item["key"]
+        if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key <= 255:
+            raise FactoryError("%s.key must be an integer from 0 to 255, got %r" % (field, key))
+        if not isinstance(item["value"], str):
+            raise FactoryError("%s.value: %r is not a string" % (field, item["value"]))
     if meta:
-        lines.append("    meta:")
-        for index, item in enumerate(meta):
-            field = "customization.meta[%d]" % index
-            if not isinstance(item, dict) or set(item) != {"key", "value"}:
-                raise FactoryError("%s must be a mapping with exactly key and value" % field)
-            key = item["key"]
-            if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key <= 255:
-                raise FactoryError("%s.key must be an integer from 0 to 255, got %r" % (field, key))
-            lines.append("        - key: %d" % key)
-            lines.append("          value: " + _scalar(item["value"], field + ".value"))
+        ordered["meta"] = [{"key": item["key"], "value": item["value"]} for item in meta]
     extensions = customization_.get("systemExtensions") or {}
     if not isinstance(extensions, dict) or set(extensions) - {"officialExtensions"}:
         raise FactoryError("customization.systemExtensions supports only officialExtensions")
     official = _string_list(extensions.get("officialExtensions") or [], "customization.systemExtensions.officialExtensions")
     if official:
-        lines.append("    systemExtensions:")
-        lines.append("        officialExtensions:")
-        lines += ["            - " + _scalar(name, "customization.systemExtensions.officialExtensions") for name in official]
-    if not lines:
-        return "customization: {}\n"
-    return "customization:\n" + "\n".join(lines) + "\n"
+        ordered["systemExtensions"] = {"officialExtensions": official}
+    return yamlv3.dump({"customization": ordered})
 
 
 def schematic_id(customization_):
@@ -231,29 +225,3 @@ def _string_list(value, field):
             raise FactoryError("%s: %r is not a non-empty string" % (field, item))
     return list(value)
 
-
-# Plain scalars that Go yaml would quote because they resolve to another type (bool, null, number).
-_NON_STRING_PLAIN = re.compile(
-    r"^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
-    r"|[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
-    r"|0b[01_]+|0o?[0-7_]+|0x[0-9a-fA-F_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"
-    r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*)$"
-)
-# Characters and shapes a plain scalar can always hold (kernel arguments, extension names, URLs).
-_SAFE_PLAIN = re.compile(r"^[A-Za-z0-9_./=+()~^$-][A-Za-z0-9_./=,:+@%()\[\]~^$ -]*$")
-
-
-def _scalar(value, field):
-    """One string as Go yaml emits it; refuse what we cannot reproduce byte for byte."""
-    if not isinstance(value, str):
-        raise FactoryError("%s: %r is not a string" % (field, value))
-    if value == "" or _NON_STRING_PLAIN.match(value):
-        # Go yaml double-quotes strings that would otherwise read back as another type.
-        return json.dumps(value)
-    special_start = value[0] in "-?:[]" and (len(value) == 1 or value[1] == " ")
-    if _SAFE_PLAIN.match(value) and not special_start and not value.endswith((" ", ":")) and ": " not in value:
-        return value
-    raise FactoryError(
-        "%s: %r needs YAML quoting that cannot be reproduced offline; "
-        "create the schematic at Image Factory and give its ID instead" % (field, value)
-    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from ansible_collections.netboot.talos.plugins.module_utils.talos import factory
 
@@ -55,7 +56,6 @@ def test_extension_order_matters_as_at_image_factory():
 @pytest.mark.parametrize("customization, field", [
     ({"secureboot": {"includeWellKnownCertificates": True}}, "customization.secureboot"),
     ({"extraKernelArgs": "noapic"}, "customization.extraKernelArgs"),
-    ({"extraKernelArgs": ["a: b"]}, "customization.extraKernelArgs"),
     ({"meta": [{"key": 300, "value": "x"}]}, "customization.meta[0].key"),
     ({"systemExtensions": {"official": ["x"]}}, "customization.systemExtensions"),
 ])
@@ -143,3 +143,13 @@ def test_bad_input_is_refused(call):
 def test_versions_without_v_become_release_tags_in_urls_and_images():
     assert factory.asset_url(factory.VANILLA_SCHEMATIC, "1.9.4", "kernel-amd64").endswith("/v1.9.4/kernel-amd64")
     assert factory.installer_image("1.14.0").endswith(":v1.14.0")
+
+
+@pytest.mark.parametrize("arg", ["a: b", "yes", "", "# not a comment", "x=\"quoted\"", "1.5"])
+def test_arguments_that_need_quoting_read_back_unchanged(arg):
+    if arg == "":
+        with pytest.raises(factory.FactoryError, match="extraKernelArgs"):
+            factory.canonical_schematic({"extraKernelArgs": [arg]})
+        return
+    text = factory.canonical_schematic({"extraKernelArgs": [arg]})
+    assert yaml.safe_load(text) == {"customization": {"extraKernelArgs": [arg]}}
