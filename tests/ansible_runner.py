@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,3 +108,22 @@ def ansible_playbook(playbook, workdir, inventory=None, extra_vars=None, check=F
 def local_play(tasks, name="test", hosts="localhost", gather_facts=False, **play):
     """One play on the controller, the shape most module tests need."""
     return [dict(name=name, hosts=hosts, connection="local", gather_facts=gather_facts, tasks=tasks, **play)]
+
+
+def wait_for_module(name, workdir, timeout=120):
+    """Block until a module `name` runs for the ansible-playbook started in workdir.
+
+    Module processes inherit the playbook's working directory, which tells them apart from the
+    same module run by any other playbook on this machine.
+    """
+    wanted, workdir = ("AnsiballZ_%s" % name).encode(), os.path.realpath(workdir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in Path("/proc").glob("[0-9]*"):
+            try:
+                if wanted in (process / "cmdline").read_bytes() and os.readlink(process / "cwd") == workdir:
+                    return
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise TimeoutError("module %s did not start in %s" % (name, workdir))

@@ -19,7 +19,7 @@ sys.path.insert(0, str(FIXTURES))
 import doubles  # noqa: E402
 import testpki  # noqa: E402
 
-from ansible_runner import local_play  # noqa: E402
+from ansible_runner import local_play, wait_for_module  # noqa: E402
 
 CP, W1, W2 = "127.0.6.1", "127.0.6.2", "127.0.6.3"
 NODES = [
@@ -59,26 +59,12 @@ def test_info_without_talosconfig_tells_maintenance_from_down(cluster, run_playb
     assert (nodes[W1]["stage"], nodes[W2]["stage"]) == ("maintenance", "down")
 
 
-def module_running(name, timeout=60):
-    """Wait until Ansible runs the module (its AnsiballZ wrapper is a process)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                if ("AnsiballZ_%s" % name).encode() in cmdline.read_bytes():
-                    return
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise TimeoutError(name)
-
-
-def test_wait_notices_a_node_coming_up_and_fails_per_node_on_timeout(cluster, run_playbook):
+def test_wait_notices_a_node_coming_up_and_fails_per_node_on_timeout(cluster, run_playbook, tmp_path):
     cluster.start("cp1")
     started = {}
 
     def late_start():
-        module_running("talos_info")
+        wait_for_module("talos_info", tmp_path)
         time.sleep(1)
         cluster.start("w1")
         started["at"] = time.time()

@@ -13,6 +13,7 @@ FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "talos_node"
 sys.path.insert(0, str(FIXTURES))
 
 import doubles  # noqa: E402
+from ansible_runner import wait_for_module  # noqa: E402
 
 NODES = [
     {"name": "cp1", "role": "controlplane", "ip": "127.0.6.11"},
@@ -35,25 +36,12 @@ def role_play(cluster, **variables):
              "roles": [{"role": "netboot.talos.talos_cluster", "vars": variables}]}]
 
 
-def module_running(name, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                if ("AnsiballZ_%s" % name).encode() in cmdline.read_bytes():
-                    return
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise TimeoutError(name)
-
-
-def start_late(cluster, name, **kwargs):
+def start_late(cluster, name, workdir, **kwargs):
     """Start a node double once the wait is polling; returns a dict that gets the start time."""
     started = {}
 
     def run():
-        module_running("talos_info")
+        wait_for_module("talos_info", workdir)
         time.sleep(1)
         cluster.start(name, **kwargs)
         started["at"] = time.time()
@@ -75,11 +63,11 @@ def check_table(run):
 
 
 @pytest.mark.parametrize("delivery", ["http", "api"])
-def test_role_brings_the_cluster_up_once(cluster, run_playbook, delivery):
+def test_role_brings_the_cluster_up_once(cluster, run_playbook, delivery, tmp_path):
     maintenance = delivery == "api"
     cluster.start("cp1", maintenance=maintenance)
     cluster.start("w1", maintenance=maintenance)
-    late = start_late(cluster, "w2", maintenance=maintenance)
+    late = start_late(cluster, "w2", tmp_path, maintenance=maintenance)
     cluster.start_kube()
     first = run_playbook(role_play(cluster, talos_cluster_config_delivery=delivery))
     late["thread"].join()
