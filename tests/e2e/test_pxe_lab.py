@@ -67,7 +67,7 @@ def lab(request):
 
     request.addfinalizer(tear_down)
     assert run.returncode == 0, "playbooks/lab.yml failed:\n" + (run.stdout + run.stderr)[-6000:]
-    reports = {report["name"]: report for report in json.loads((LAB_DIR / "report.json").read_text())}
+    reports = {report["name"]: report for report in json.loads((LAB_DIR / "report.json").read_text())["machines"]}
     print("\nlab play: %.0f s" % elapsed)
     for report in reports.values():
         print("%-13s %-4s %5.1f s  DHCP %d  TFTP %d  HTTP %d  (%s)" % (
