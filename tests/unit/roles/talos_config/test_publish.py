@@ -243,3 +243,14 @@ def test_withholding_off_serves_every_config(run_playbook, site, tmp_path):
         assert "skip_reason" in published.task("Find the nodes that already run their config")["result"]
     finally:
         cluster.stop()
+
+
+def test_publishes_into_the_boot_servers_matchbox_data_dir_by_default(run_playbook, site):
+    inventory = yaml.safe_load(site["inventory"].read_text())
+    inventory["all"]["children"]["boot_server"]["hosts"]["bootserver"]["matchbox_data_dir"] = str(site["data"])
+    site["inventory"].write_text(yaml.safe_dump(inventory))
+    plays = publish_play(site, NODES)
+    del plays[0]["tasks"][0]["vars"]["talos_config_publish_data_dir"]
+    published = run_playbook(plays, inventory=site["inventory"], workdir=site["workdir"])
+    assert published.rc == 0, published.stdout
+    assert (site["data"] / "groups" / "kube01.json").exists()
