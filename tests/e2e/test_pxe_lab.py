@@ -1,13 +1,19 @@
-"""End to end: QEMU machines network-boot through the boot server roles in the lab namespace.
+"""End to end: QEMU machines network-boot through the boot server roles in the lab namespace, are
+"installed" as Talos node doubles, and playbooks/cluster.yml brings the cluster up to the node table.
 
 Runs playbooks/lab.yml against inventory/lab (BIOS control plane, UEFI worker, and a stranger whose
-MAC is in no host_vars), then checks the report it wrote against the inventory. The lab is torn
-down by playbooks/lab_down.yml whatever happens; serial consoles are kept under tests/output/ when
-a test fails. Needs root (namespaces, taps) and `make deps`.
+MAC is in no host_vars) with http delivery, checks the report it wrote against the inventory, runs
+site.yml again (nothing changes, no second Bootstrap), reprovisions the worker through PXE, then
+runs the lab a second time in a row with api delivery. The lab is torn down by
+playbooks/lab_down.yml whatever happens; serial consoles, the lab's logs and the node doubles' logs
+and states are kept under tests/output/e2e/ when a test fails. Needs root (namespaces, taps) and
+`make deps`. Timings are printed as the tests go.
 """
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,69 +26,148 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory" / "lab"
 LAB_DIR = REPO / ".lab"
+CLUSTER_DIR = REPO / "clusters" / "lab"
 OUTPUT = REPO / "tests" / "output" / "e2e"
+NAMESPACE = "nbt-lab"
+MATCHBOX_CONTAINER = "netboot-lab-matchbox"
+ENV = dict(os.environ,
+           ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+           CONTAINERS_CONF=str(REPO / "tests" / "podman" / "containers.conf"),
+           PYTHONPATH=str(REPO / "collections"))
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the PXE lab needs root (network namespaces, taps)")
 
 
-def playbook(name, *extra):
-    env = dict(os.environ,
-               ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-               CONTAINERS_CONF=str(REPO / "tests" / "podman" / "containers.conf"),
-               PYTHONPATH=str(REPO / "collections"))
-    command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(INVENTORY),
-               str(REPO / "playbooks" / name), *extra]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+def say(request, text):
+    """Print now, whatever pytest captures (timings for the lead's notes)."""
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        request.config.pluginmanager.getplugin("terminalreporter").write_line(text)
 
 
 def inventory_nodes():
-    """Every Talos node of the lab inventory: name -> (mac, firmware, machine type)."""
+    """Every Talos node of the lab inventory: name -> (mac, ip, firmware, machine type, hostname)."""
     hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text())["all"]["children"]["talos"]["children"]
     nodes = {}
     for group, machine_type in (("controlplane", "controlplane"), ("workers", "worker")):
         for name in (hosts[group].get("hosts") or {}):
             host_vars = yaml.safe_load((INVENTORY / "host_vars" / ("%s.yml" % name)).read_text())
-            nodes[name] = {"mac": host_vars["talos_mac"].lower(), "firmware": host_vars["lab_firmware"],
-                           "machine_type": machine_type, "hostname": host_vars.get("talos_hostname", name)}
+            nodes[name] = {"mac": host_vars["talos_mac"].lower(), "ip": host_vars["talos_ip"],
+                           "firmware": host_vars["lab_firmware"], "machine_type": machine_type,
+                           "hostname": host_vars.get("talos_hostname", name)}
     return nodes
 
 
+def double_state(name):
+    return json.loads((LAB_DIR / "nodes" / name / "state.json").read_text())
+
+
+def recap(stdout):
+    """PLAY RECAP lines: host -> {ok, changed, failed, ...}."""
+    lines = stdout.split("PLAY RECAP", 1)[-1].splitlines()
+    return {match.group(1): {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(2))}
+            for match in (re.match(r"^(\S+)\s+:\s+(.*)$", line) for line in lines) if match}
+
+
+def table_rows(lines):
+    """Rows of a `kubectl get nodes -o wide` table: name -> {column: value}."""
+    header = lines[0].split()
+    return {row.split()[0]: dict(zip(header, row.split())) for row in lines[1:] if row.strip()}
+
+
+def printed_table(stdout, task):
+    """The node table a playbook task printed (debug msg, a JSON list of lines)."""
+    section = stdout.split("TASK [%s]" % task)[-1]
+    match = re.search(r'"msg": (\[.*?\n    \])', section, re.S)
+    assert match, "no node table printed by %r" % task
+    return table_rows(json.loads(match.group(1)))
+
+
+class Lab:
+    """Runs the lab's playbooks, keeps their output, and tears the lab down at the end."""
+
+    def __init__(self, request):
+        self.request = request
+        self.runs = []  # (label, CompletedProcess)
+
+    def playbook(self, label, path, *extra):
+        command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(INVENTORY), str(REPO / path), *extra]
+        started = time.monotonic()
+        run = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, check=False)
+        run.seconds = time.monotonic() - started
+        self.runs.append((label, run))
+        say(self.request, "\n%s: %.0f s (rc %d)" % (label, run.seconds, run.returncode))
+        return run
+
+    def boot(self, delivery):
+        """playbooks/lab.yml with this delivery; returns its per-machine report."""
+        run = self.playbook("lab-%s" % delivery, "playbooks/lab.yml", "-e", "lab_check=false",
+                            "-e", "talos_config_delivery=%s" % delivery)
+        assert run.returncode == 0, "playbooks/lab.yml (%s) failed:\n%s" % (delivery, (run.stdout + run.stderr)[-6000:])
+        report = json.loads((LAB_DIR / "report.json").read_text())
+        for machine in report["machines"]:
+            say(self.request, "  %-13s %-4s %5.1f s  DHCP %d  TFTP %d  HTTP %d  (%s)" % (
+                machine["name"], machine["firmware"], machine["boot_seconds"], machine["requests"]["dhcp"],
+                machine["requests"]["tftp"], machine["requests"]["http"], machine["ending"]))
+        for line in (LAB_DIR / "report.txt").read_text().split("== API times", 1)[-1].splitlines()[1:]:
+            say(self.request, "  " + line)
+        return {"run": run, "machines": {m["name"]: m for m in report["machines"]},
+                "table": table_rows((LAB_DIR / "nodes.txt").read_text().splitlines())}
+
+    def keep_artefacts(self):
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        for label, run in self.runs:
+            (OUTPUT / ("%s.log" % label)).write_text(run.stdout + run.stderr)
+        for serial in (LAB_DIR / "machines").glob("*/serial*.log"):
+            shutil.copy(serial, OUTPUT / ("%s.%s" % (serial.parent.name, serial.name)))
+        for log in list((LAB_DIR / "logs").glob("*.log")) + [LAB_DIR / "report.txt", LAB_DIR / "nodes.txt"]:
+            if log.exists():
+                shutil.copy(log, OUTPUT / log.name)
+        # the doubles' logs and states; not fetched.yaml or os-ca.key (secrets)
+        for path in list((LAB_DIR / "nodes").glob("*/log")) + list((LAB_DIR / "nodes").glob("*/state.json")):
+            shutil.copy(path, OUTPUT / ("double.%s.%s" % (path.parent.name, path.name)))
+        if (LAB_DIR / "nodes" / "kube-api.log").exists():
+            shutil.copy(LAB_DIR / "nodes" / "kube-api.log", OUTPUT / "double.kube-api.log")
+
+    def down(self):
+        return self.playbook("lab-down", "playbooks/lab_down.yml")
+
+
 @pytest.fixture(scope="module")
-def lab(request):
+def lab_runs(request):
     started = time.monotonic()
-    run = playbook("lab.yml", "-e", "lab_check=false")
-    elapsed = time.monotonic() - started
+    lab = Lab(request)
 
     def tear_down():
-        failed = request.session.testsfailed > 0 or run.returncode != 0
-        if failed:
-            OUTPUT.mkdir(parents=True, exist_ok=True)
-            (OUTPUT / "lab.log").write_text(run.stdout + run.stderr)
-            for serial in (LAB_DIR / "machines").glob("*/serial.log"):
-                shutil.copy(serial, OUTPUT / ("%s.serial.log" % serial.parent.name))
-            for log in (LAB_DIR / "logs").glob("*.log"):
-                shutil.copy(log, OUTPUT / log.name)
-        down = playbook("lab_down.yml")
+        if request.session.testsfailed > 0 or any(run.returncode for _, run in lab.runs):
+            lab.keep_artefacts()
+        down = lab.down()
+        say(request, "e2e total: %.0f s" % (time.monotonic() - started))
         assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
 
     request.addfinalizer(tear_down)
-    assert run.returncode == 0, "playbooks/lab.yml failed:\n" + (run.stdout + run.stderr)[-6000:]
-    reports = {report["name"]: report for report in json.loads((LAB_DIR / "report.json").read_text())["machines"]}
-    print("\nlab play: %.0f s" % elapsed)
-    for report in reports.values():
-        print("%-13s %-4s %5.1f s  DHCP %d  TFTP %d  HTTP %d  (%s)" % (
-            report["name"], report["firmware"], report["boot_seconds"], report["requests"]["dhcp"],
-            report["requests"]["tftp"], report["requests"]["http"], report["ending"]))
-    return reports
+    return lab
 
+
+@pytest.fixture(scope="module")
+def lab(lab_runs):
+    return lab_runs.boot("http")
+
+
+@pytest.fixture(scope="module")
+def api_lab(lab_runs, lab):
+    # The second lab run in a row (no lab-down in between), now with api delivery.
+    return lab_runs.boot("api")
+
+
+# ------------------------------------------------------------------------------------- http delivery
 
 @pytest.mark.parametrize("name", sorted(inventory_nodes()))
 def test_node_boots_and_fetches_exactly_its_own_config(lab, name):
     node = inventory_nodes()[name]
-    report = lab[name]
+    report = lab["machines"][name]
     assert report["firmware"] == node["firmware"]
     assert report["ending"] == "power-off", "%s did not finish its boot: %s" % (name, report["serial_log"])
-    assert report["lease"] is not None and report["os_lease"] == report["lease"]
+    assert report["lease"] == node["ip"] and report["os_lease"] == report["lease"]
     assert report["config"] is not None, "%s fetched no config (%s)" % (name, report["serial_log"])
     assert report["config"]["hostname"] == node["hostname"]
     assert report["config"]["machine_type"] == node["machine_type"]
@@ -95,12 +180,12 @@ def test_uefi_machine_loads_ipxe_efi_over_tftp(lab):
     uefi = [name for name, node in inventory_nodes().items() if node["firmware"] == "uefi"]
     assert uefi, "the lab inventory needs a UEFI machine"
     for name in uefi:
-        assert "ipxe.efi" in lab[name]["tftp_files"]
+        assert "ipxe.efi" in lab["machines"][name]["tftp_files"]
 
 
 def test_machine_not_in_inventory_gets_no_config(lab):
     known = {node["mac"] for node in inventory_nodes().values()}
-    strangers = [report for report in lab.values() if not report["expect_config"]]
+    strangers = [report for report in lab["machines"].values() if report["expect"] == "refused"]
     assert strangers, "the lab inventory needs a stranger (lab_strangers)"
     for report in strangers:
         assert report["mac"] not in known
@@ -108,3 +193,115 @@ def test_machine_not_in_inventory_gets_no_config(lab):
         assert any(path.startswith("/ipxe?") for path in report["ipxe_scripts"])
         assert report["config"] is None and report["config_requests"] == []
         assert report["kernel"] is None
+        assert report["install"] is None
+
+
+@pytest.mark.parametrize("name", sorted(inventory_nodes()))
+def test_node_double_runs_the_config_the_machine_fetched(lab, name):
+    report = lab["machines"][name]
+    assert report["install"]["double"] == "configured", report["install"]["text"]
+    state = double_state(name)
+    assert state["stage"] == "configured" and state["hostname"] == inventory_nodes()[name]["hostname"]
+    served = (LAB_DIR / "nodes" / name / "config.yaml").read_bytes()
+    assert hashlib.sha256(served).hexdigest() == report["config"]["sha256"]  # what the stand-in got
+    assert served == (CLUSTER_DIR / "nodes" / ("%s.yaml" % name)).read_bytes()  # what configs.yml rendered
+    assert [entry["stage"] for entry in state["served"]] == ["configured"]
+    assert "first_call" in state["served"][0], "the cluster play never called %s" % name
+
+
+def test_node_table_lists_every_inventory_node_ready(lab):
+    table = lab["table"]
+    assert set(table) == set(inventory_nodes())
+    for name, node in inventory_nodes().items():
+        assert table[name]["STATUS"] == "Ready"
+        assert table[name]["INTERNAL-IP"] == node["ip"]
+    assert printed_table(lab["run"].stdout, "netboot.talos.lab : Show the node table") == table
+
+
+def test_site_second_run_changes_nothing_and_bootstraps_once(lab_runs, lab):
+    controlplane = next(name for name, node in inventory_nodes().items() if node["machine_type"] == "controlplane")
+    assert double_state(controlplane)["calls"].get("Bootstrap") == 1
+    run = lab_runs.playbook("site-second-run", "site.yml")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+    hosts = recap(run.stdout)
+    say(lab_runs.request, "  " + "; ".join("%s changed=%d" % (host, counts["changed"]) for host, counts in hosts.items()))
+    assert {"localhost", "lab-bootserver"} <= set(hosts)
+    assert all(counts["changed"] == 0 and counts["failed"] == 0 for counts in hosts.values()), hosts
+    assert double_state(controlplane)["calls"].get("Bootstrap") == 1
+
+
+def test_reprovision_brings_the_worker_back_through_pxe(lab_runs, lab):
+    worker = "lab-worker1"
+    node = inventory_nodes()[worker]
+    resets_before = len(double_state(worker)["resets"])
+    run = lab_runs.playbook("reprovision-%s" % worker, "playbooks/reprovision.yml", "-e", "nodes=%s" % worker)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+    state = double_state(worker)
+    assert len(state["resets"]) == resets_before + 1
+    assert set(state["resets"][-1]["wipe"]) == {"STATE", "EPHEMERAL"}
+    reboots = json.loads((LAB_DIR / "machines" / worker / "reboots.json").read_text())
+    assert len(reboots) == 1
+    boot = reboots[0]
+    say(lab_runs.request, "  %s boot %d through PXE: %.1f s (%s)" % (worker, boot["boot"], boot["boot_seconds"], boot["ending"]))
+    assert boot["boot"] == 2 and boot["ending"] == "power-off" and boot["problems"] == []
+    assert boot["lease"] == node["ip"] and boot["kernel"] and boot["initrd"]
+    assert boot["config"]["hostname"] == node["hostname"] and boot["config"]["machine_type"] == "worker"
+    assert Path(boot["serial_log"]).name == "serial-2.log" and Path(boot["serial_log"]).exists()
+    assert boot["install"]["double"] == "configured"
+    # configured again: a second serving period, noticed by the wait of reprovision.yml
+    assert [entry["stage"] for entry in state["served"]] == ["configured", "configured"]
+    assert state["stage"] == "configured" and "first_call" in state["served"][-1]
+    table = printed_table(run.stdout, "netboot.talos.talos_cluster : Show the nodes")
+    assert table[worker]["STATUS"] == "Ready" and set(table) == set(inventory_nodes())
+
+
+# -------------------------------------------------------------------------------------- api delivery
+
+@pytest.mark.parametrize("name", sorted(inventory_nodes()))
+def test_api_delivery_serves_no_config(api_lab, name):
+    node = inventory_nodes()[name]
+    report = api_lab["machines"][name]
+    assert report["ending"] == "power-off" and report["kernel"] and report["initrd"]
+    assert report["config_missing"], "the stand-in did not report a missing talos.config= (%s)" % report["serial_log"]
+    assert report["config"] is None and report["config_requests"] == [] and report["config_url"] is None
+    url = "http://10.250.50.1:8080/assets/talos/configs/%s.yaml" % node["mac"].replace(":", "-")
+    answer = subprocess.run(["ip", "netns", "exec", NAMESPACE, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                             "--noproxy", "*", url], capture_output=True, text=True, check=False)
+    assert answer.stdout == "404", "matchbox answered %r for %s" % (answer.stdout, url)
+
+
+@pytest.mark.parametrize("name", sorted(inventory_nodes()))
+def test_api_delivery_applies_each_config_in_maintenance_mode(api_lab, name):
+    assert api_lab["machines"][name]["install"]["double"] == "maintenance"
+    state = double_state(name)
+    assert state["calls"].get("ApplyConfiguration", 0) >= 1 and state["applied"] == 1
+    assert [entry["stage"] for entry in state["served"]] == ["maintenance", "configured"]
+    assert state["stage"] == "configured"
+    applied = (LAB_DIR / "nodes" / name / "config.yaml").read_bytes()
+    assert applied == (CLUSTER_DIR / "nodes" / ("%s.yaml" % name)).read_bytes()
+
+
+def test_api_delivery_node_table_lists_every_node_ready(api_lab):
+    table = api_lab["table"]
+    assert set(table) == set(inventory_nodes())
+    assert all(row["STATUS"] == "Ready" for row in table.values())
+    controlplane = next(name for name, node in inventory_nodes().items() if node["machine_type"] == "controlplane")
+    assert double_state(controlplane)["calls"].get("Bootstrap") == 1
+
+
+# ------------------------------------------------------------------------------------------ teardown
+
+def test_lab_down_leaves_nothing(lab_runs, api_lab):
+    run = lab_runs.down()
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split()
+    assert NAMESPACE not in namespaces
+    containers = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], env=ENV,
+                                capture_output=True, text=True, check=False).stdout.split()
+    assert MATCHBOX_CONTAINER not in containers
+    leftovers = [path for path in ("/srv/netboot-lab", "/var/lib/netboot-lab", "/etc/netboot-lab",
+                                   str(LAB_DIR / "nodes"), str(LAB_DIR / "machines.pid")) if os.path.exists(path)]
+    assert leftovers == []
+    for pattern in (str(LAB_DIR), "roles/lab/files/lab_machines.py"):  # QEMU, doubles, syslogd; the supervisor
+        processes = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, check=False).stdout
+        assert processes == "", processes
