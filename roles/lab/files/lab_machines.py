@@ -52,6 +52,8 @@ import threading
 import time
 import urllib.request
 
+import yaml  # ansible's Python has PyYAML
+
 STOP = threading.Event()  # set by SIGTERM: stop booting, stop the doubles, remove their addresses
 
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[()][A-Z0-9]|[=>c])")
@@ -248,7 +250,9 @@ class Machine:
 
         http_paths, refusals = [], 0
         for stamp, text in http_lines:
-            if not self.window(stamp):
+            # container log times are precise: only what came while the machine ran (not the
+            # supervisor fetching the config again right after the power-off)
+            if not self.start <= stamp <= self.end:
                 continue
             match = HTTP_REQUEST.search(text)
             if match:
@@ -404,8 +408,6 @@ class Lab:
         shutil.rmtree(self.nodes_dir, ignore_errors=True)
         os.makedirs(self.nodes_dir, mode=0o700)
         # Workers' configs carry no OS CA key; the doubles sign their server certificates with it.
-        import yaml  # the lab runs on ansible's Python, which has PyYAML
-
         with open(os.path.join(self.params["cluster_dir"], "secrets.yaml"), encoding="utf-8") as handle:
             secrets = yaml.safe_load(handle)
         with open(os.open(os.path.join(self.nodes_dir, "os-ca.key"), os.O_WRONLY | os.O_CREAT, 0o600), "wb") as handle:
@@ -599,7 +601,7 @@ def api_times(lab_dir, nodes):
         parts = ["%s API up -> noticed %s" % (s["stage"], "%.2f s" % s["noticed_seconds"] if s["noticed_seconds"] is not None
                                               else "not yet") for s in served]
         if bootstrap is not None:
-            parts.append("configured API up -> bootstrapped %.2f s" % bootstrap)
+            parts.append("Bootstrap %.2f s after its configured API came up" % bootstrap)
         times.append({"name": node["name"], "served": served, "bootstrap_seconds": bootstrap,
                       "calls": state.get("calls", {}), "text": "%s: %s" % (node["name"], "; ".join(parts) or "never served")})
     return times
