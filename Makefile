@@ -14,10 +14,12 @@ DEBIAN_PACKAGES := podman runc qemu-system-x86 ipxe ipxe-qemu ovmf tftpd-hpa tft
 	cpio busybox-static iproute2 curl debootstrap
 MOLECULE_SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 
-.PHONY: help deps venv lint unit molecule e2e test bench lab lab-down clean
+.PHONY: help deps venv lint unit molecule e2e test bench lab lab-site lab-reprovision lab-down clean
 
 help:
 	@echo "make lab       boot the virtual lab end to end (QEMU, BIOS and UEFI machines)"
+	@echo "make lab-site  run site.yml against the lab again (after make lab)"
+	@echo "make lab-reprovision NODES=lab-worker1  reset lab nodes and bring them back through PXE"
 	@echo "make lab-down  remove everything the lab made"
 	@echo "make test      lint, unit tests, molecule scenarios and the PXE end-to-end test"
 	@echo "make bench     time the configs play for 3, 100 and 1000 nodes"
@@ -57,6 +59,12 @@ test: deps venv lint unit molecule e2e
 
 lab: deps venv
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab.yml
+
+lab-site: venv
+	$(BIN)/ansible-playbook -i inventory/lab site.yml
+
+lab-reprovision: venv
+	$(BIN)/ansible-playbook -i inventory/lab playbooks/reprovision.yml -e nodes=$(NODES)
 
 lab-down: venv
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_down.yml
