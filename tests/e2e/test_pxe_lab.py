@@ -68,6 +68,14 @@ def recap(stdout):
             for match in (re.match(r"^(\S+)\s+:\s+(.*)$", line) for line in lines) if match}
 
 
+def config_status(node):
+    """HTTP status matchbox gives for the node's config URL, asked from inside the lab."""
+    url = "http://10.250.50.1:8080/assets/talos/configs/%s.yaml" % node["mac"].replace(":", "-")
+    answer = subprocess.run(["ip", "netns", "exec", NAMESPACE, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                             "--noproxy", "*", url], capture_output=True, text=True, check=False)
+    return answer.stdout
+
+
 def table_rows(lines):
     """Rows of a `kubectl get nodes -o wide` table: name -> {column: value}."""
     header = lines[0].split()
@@ -218,6 +226,11 @@ def test_node_table_lists_every_inventory_node_ready(lab):
     assert printed_table(lab["run"].stdout, "netboot.talos.lab : Show the node table") == table
 
 
+def test_configs_are_withdrawn_once_every_node_runs_its_own(lab):
+    # inventory/lab sets talos_config_withdraw: cluster.yml removed them after the node table
+    assert {name: config_status(node) for name, node in inventory_nodes().items()} == {name: "404" for name in inventory_nodes()}
+
+
 def test_site_second_run_changes_nothing_and_bootstraps_once(lab_runs, lab):
     controlplane = next(name for name, node in inventory_nodes().items() if node["machine_type"] == "controlplane")
     assert double_state(controlplane)["calls"].get("Bootstrap") == 1
@@ -253,6 +266,8 @@ def test_reprovision_brings_the_worker_back_through_pxe(lab_runs, lab):
     assert state["stage"] == "configured" and "first_call" in state["served"][-1]
     table = printed_table(run.stdout, "netboot.talos.talos_cluster : Show the nodes")
     assert table[worker]["STATUS"] == "Ready" and set(table) == set(inventory_nodes())
+    # served again for the new boot (the double above runs what it fetched), withdrawn once back
+    assert config_status(node) == "404"
 
 
 # -------------------------------------------------------------------------------------- api delivery
@@ -264,10 +279,7 @@ def test_api_delivery_serves_no_config(api_lab, name):
     assert report["ending"] == "power-off" and report["kernel"] and report["initrd"]
     assert report["config_missing"], "the stand-in did not report a missing talos.config= (%s)" % report["serial_log"]
     assert report["config"] is None and report["config_requests"] == [] and report["config_url"] is None
-    url = "http://10.250.50.1:8080/assets/talos/configs/%s.yaml" % node["mac"].replace(":", "-")
-    answer = subprocess.run(["ip", "netns", "exec", NAMESPACE, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                             "--noproxy", "*", url], capture_output=True, text=True, check=False)
-    assert answer.stdout == "404", "matchbox answered %r for %s" % (answer.stdout, url)
+    assert config_status(node) == "404"
 
 
 @pytest.mark.parametrize("name", sorted(inventory_nodes()))
