@@ -1,16 +1,24 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller-side half of netboot.talos.talos_inventory: reads every node's variables from hostvars."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.netboot.talos.plugins.module_utils import inventory
-from ansible_collections.netboot.talos.plugins.module_utils.talos import config, secrets
+try:
+    from ansible_collections.netboot.talos.plugins.module_utils import inventory
+    from ansible_collections.netboot.talos.plugins.module_utils.talos import config, secrets
+except ImportError as exc:  # netaddr, PyYAML or cryptography missing on the controller
+    IMPORT_ERROR = exc
+else:
+    IMPORT_ERROR = None
 
 
 class ActionModule(ActionBase):
@@ -19,6 +27,8 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
+        if IMPORT_ERROR:
+            raise AnsibleError("talos_inventory: the Python library %s is missing on the controller" % IMPORT_ERROR.name) from IMPORT_ERROR
         result = super().run(tmp, task_vars)
         args = self._task.args
         group = args.get("group", "talos")
@@ -45,8 +55,7 @@ class ActionModule(ActionBase):
 
         render = None
         if args.get("trial_render", True):
-            bundle = secrets.placeholder_bundle()
-            render = lambda spec: config.render(bundle, spec)  # noqa: E731
+            render = functools.partial(config.render, secrets.placeholder_bundle())
         try:
             if problems:
                 raise inventory.InventoryError(problems)

@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 
@@ -30,4 +32,5 @@ options:
 requirements:
   - grpclib (pure Python gRPC, uses the standard C(ssl) module; grpcio cannot verify Ed25519 certificates)
   - cryptography
+  - PyYAML
 """

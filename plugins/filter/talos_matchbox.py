@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter netboot.talos.talos_matchbox: the matchbox profiles, groups and config files for Talos nodes."""
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -11,11 +13,14 @@ description:
     certificate and its CA verified (python requests), every O(interval) seconds until every node in
     O(names) is listed and Ready, or O(timeout) passes.
   - Returns the rows and a text table laid out like C(kubectl get nodes -o wide).
+extends_documentation_fragment:
+  - netboot.talos.attributes
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 requirements:
   - requests
   - cryptography
+  - PyYAML
 options:
   kubeconfig:
     description: Path of the kubeconfig.
@@ -74,10 +79,16 @@ seconds:
 """
 
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes
+try:
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes
+except ImportError as exc:  # PyYAML missing where the module runs
+    MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
+else:
+    MISSING_LIBRARY = IMPORT_TRACEBACK = None
 
 
 def main():
@@ -90,6 +101,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if MISSING_LIBRARY:
+        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     if not kubernetes.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     params = module.params

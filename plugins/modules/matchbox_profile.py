@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -18,8 +20,10 @@ description:
     files written by anything else are never touched.
   - Profiles hold no secrets; do not put any in them.
   - Runs on the boot server; needs only the Python standard library.
+extends_documentation_fragment:
+  - netboot.talos.attributes
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 seealso:
   - module: netboot.talos.matchbox_group
 options:

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -16,9 +18,10 @@ description:
     The diff is never returned (it holds secrets); only the dry run's summary is.
   - In check mode, or with O(dry_run), only the dry run is made.
 extends_documentation_fragment:
+  - netboot.talos.attributes
   - netboot.talos.talos_api
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   node:
     description: Address of the node.
@@ -119,7 +122,7 @@ def main():
     result = dict(node=node, connection=params["connection"], warnings_from_node=[])
     try:
         if params["connection"] == "auto":
-            stage, detail, _ = client.run(client.probe(connector, node))
+            stage, detail, _version = client.run(client.probe(connector, node))
             if stage == client.DOWN:
                 raise client.Unavailable(node, detail)
             result["connection"] = "maintenance" if stage == client.MAINTENANCE else "secure"

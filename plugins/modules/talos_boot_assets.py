@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -19,8 +21,10 @@ description:
     differs from it (a rebuilt image) is replaced.
   - Every file is tried; when any cannot be fetched or verified the module fails with one message
     listing each of them and how to provide them. Valid files are still put in place.
+extends_documentation_fragment:
+  - netboot.talos.attributes
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   dest:
     description: Directory holding C(<version>/<schematic>/) (matchbox's C(assets/talos)).

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -15,9 +17,10 @@ description:
   - Call it on one control plane only; bootstrapping two forms two clusters.
   - In check mode only the etcd member list is read.
 extends_documentation_fragment:
+  - netboot.talos.attributes
   - netboot.talos.talos_api
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   node:
     description: Address of the control plane to bootstrap.
@@ -101,7 +104,7 @@ def main():
         if module.check_mode:
             module.exit_json(changed=True, reason="etcd has no members yet; would bootstrap", **result)
         try:
-            _, attempts = client.run(client.retry(lambda: client.bootstrap(target), params["timeout"], params["interval"]))
+            _response, attempts = client.run(client.retry(lambda: client.bootstrap(target), params["timeout"], params["interval"]))
         except client.AlreadyExists as exc:
             module.exit_json(changed=False, reason="already bootstrapped: %s" % exc.detail, attempts=1, node=params["node"])
         module.exit_json(changed=True, reason="bootstrapped", attempts=attempts, node=params["node"])

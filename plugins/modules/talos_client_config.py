@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -15,8 +16,13 @@ description:
     O(roles) and is more than O(renew_days) from expiry; only then is a new one issued. Changing
     O(endpoints) or O(nodes) keeps the certificate.
   - Other contexts already in the file are kept. The file is mode 0600.
+extends_documentation_fragment:
+  - netboot.talos.attributes
+requirements:
+  - cryptography
+  - PyYAML
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   path:
     description: Path of the talosconfig to write.
@@ -90,10 +96,18 @@ expires:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.netboot.talos.plugins.module_utils import files
-from ansible_collections.netboot.talos.plugins.module_utils.talos import client_config, secrets
+
+try:
+    from ansible_collections.netboot.talos.plugins.module_utils.talos import client_config, secrets
+except ImportError as exc:  # PyYAML or cryptography missing where the module runs
+    MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
+else:
+    MISSING_LIBRARY = IMPORT_TRACEBACK = None
 
 
 def main():
@@ -110,6 +124,8 @@ def main():
         },
         supports_check_mode=True,
     )
+    if MISSING_LIBRARY:
+        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     params = module.params
     problems = client_config.check_options(
         params["context"], params["endpoints"], params["nodes"], params["roles"], params["validity_days"], params["renew_days"]

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -15,9 +17,10 @@ description:
   - Only reads. A node that answers but refuses the client (wrong CA, missing role) is reported as
     C(error) with the reason and is not polled again.
 extends_documentation_fragment:
+  - netboot.talos.attributes
   - netboot.talos.talos_api
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   nodes:
     description: Node addresses (IP or name, optionally C(host:port)).

@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # The work happens in the action plugin of the same name (plugins/action/talos_inventory.py):
 # it needs every host's variables, which only the controller has.
 
@@ -17,8 +19,10 @@ description:
     applied in a trial render so that a patch Talos would reject fails here.
   - Fails with one line per problem, each naming the host and the variable, before anything is written.
   - Runs on the controller only and changes nothing.
+extends_documentation_fragment:
+  - netboot.talos.attributes
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   group:
     description: Inventory group holding every Talos node.
@@ -61,8 +65,8 @@ cluster:
   contains:
     name: {description: Cluster name., type: str}
     endpoint: {description: Kubernetes API endpoint URL., type: str}
-    dir: {description: Directory of this cluster's secrets, configs, talosconfig and kubeconfig., type: str}
-    delivery: {description: How nodes get their config, C(http) or C(api)., type: str}
+    dir: {description: "Directory of this cluster's secrets, configs, talosconfig and kubeconfig.", type: str}
+    delivery: {description: "How nodes get their config, C(http) or C(api).", type: str}
     withdraw_configs:
       description: Stop serving a node's config once it runs it (C(talos_config_withdraw) with C(http) delivery).
       type: bool

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -16,9 +18,10 @@ description:
   - Nothing secret is returned or shown in diffs. In check mode the kubeconfig is fetched (a read)
     and compared, but not written.
 extends_documentation_fragment:
+  - netboot.talos.attributes
   - netboot.talos.talos_api
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   node:
     description: Address of a control plane.
@@ -102,7 +105,7 @@ def main():
         module.fail_json(msg="renew_days: must not be negative")
     target = api.connector(module).secure(params["node"])
     try:
-        content, _ = client.run(client.retry(lambda: client.kubeconfig(target), params["timeout"]))
+        content, _attempts = client.run(client.retry(lambda: client.kubeconfig(target), params["timeout"]))
     except client.TalosApiError as exc:
         api.fail(module, exc, dest=params["dest"])
     try:
@@ -114,7 +117,7 @@ def main():
     result = dict(dest=dest, server=fetched["server"], cluster=fetched["cluster"])
     reason = None if params["force"] else kubernetes.keep_existing(existing, fetched, params["renew_days"])
     if reason:
-        changed, _ = files.ensure_file(dest, existing, 0o600, check_mode=module.check_mode)
+        changed, _previous = files.ensure_file(dest, existing, 0o600, check_mode=module.check_mode)
         module.exit_json(changed=changed, reason=reason + (" (mode set to 0600)" if changed else ""), **result)
     changed, previous = files.ensure_file(dest, content, 0o600, check_mode=module.check_mode)
     result["reason"] = "forced" if params["force"] else ("new file" if existing is None else "different cluster or certificate due for renewal")

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -14,12 +16,17 @@ description:
     as C(nodes[<name>].<key>), and nothing is written.
   - Configs hold the cluster's secrets; they are never returned. The diff is redacted (keys, tokens,
     ids and secrets replaced by C(<redacted>)).
-  - 1.12 and newer render static networking as LinkConfig, LinkAliasConfig (for O(nodes[].network.device_selector)),
+  - 1.12 and newer render static networking as LinkConfig, LinkAliasConfig (for C(device_selector) in O(nodes[].network)),
     Layer2VIPConfig, DHCPv4Config and ResolverConfig (nameservers) documents; 1.11 and older use
     C(machine.network). 1.14 does not take O(nodes[].install_extra_kernel_args) from the machine config
     (as talosctl); put them in the Image Factory schematic.
+extends_documentation_fragment:
+  - netboot.talos.attributes
+requirements:
+  - cryptography
+  - PyYAML
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   secrets:
     description: Path of the cluster's secrets bundle (C(secrets.yaml)).
@@ -57,7 +64,7 @@ options:
       cni: {description: "CNI: C({name: flannel|custom|none, urls: [...]})", type: dict}
       registry_mirrors: {description: Registry host to a list of mirror endpoint URLs., type: dict}
       node_labels: {description: Kubernetes node labels., type: dict}
-      patches: {description: Talos config patches applied in order (YAML text, mapping, RFC 6902 list or documents)., type: list, elements: raw}
+      patches: {description: "Talos config patches applied in order (YAML text, mapping, RFC 6902 list or documents).", type: list, elements: raw}
 attributes:
   check_mode:
     support: full
@@ -100,9 +107,16 @@ changed_nodes:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+import traceback
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos import config
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from ansible_collections.netboot.talos.plugins.module_utils.talos import config
+except ImportError as exc:  # PyYAML or cryptography missing where the module runs
+    MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
+else:
+    MISSING_LIBRARY = IMPORT_TRACEBACK = None
 
 ARGUMENT_SPEC = dict(
     secrets=dict(type="path", required=True, no_log=False),
@@ -113,6 +127,8 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if MISSING_LIBRARY:
+        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     try:
         result = config.ensure_configs(
             module.params["secrets"], module.params["dest"], module.params["nodes"],

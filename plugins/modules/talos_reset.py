@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -15,9 +17,10 @@ description:
     or back in maintenance mode).
   - In check mode the node is only probed.
 extends_documentation_fragment:
+  - netboot.talos.attributes
   - netboot.talos.talos_api
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   node:
     description: Address of the node.
@@ -99,7 +102,7 @@ def main():
     connector = api.connector(module)
     node = params["node"]
     try:
-        stage, detail, _ = client.run(client.probe(connector, node))
+        stage, detail, _version = client.run(client.probe(connector, node))
         result = dict(node=node, stage_before=stage)
         if stage == client.DOWN:
             raise client.Unavailable(node, detail)

@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -16,8 +17,13 @@ description:
     rewritten or regenerated; only a wrong file mode is corrected.
   - A corrupt or incomplete bundle fails with every problem named by its field, and nothing is written.
   - Nothing secret is returned or shown in a diff.
+extends_documentation_fragment:
+  - netboot.talos.attributes
+requirements:
+  - cryptography
+  - PyYAML
 author:
-  - netboot.talos developers
+  - netboot.talos developers (@netboot-talos)
 options:
   path:
     description: Path of the bundle, usually C(clusters/<cluster>/secrets.yaml).
@@ -73,11 +79,19 @@ problems:
 """
 
 import os
+import traceback
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.netboot.talos.plugins.module_utils import files
-from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets, versions
+from ansible_collections.netboot.talos.plugins.module_utils.talos import versions
+
+try:
+    from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets
+except ImportError as exc:  # PyYAML or cryptography missing where the module runs
+    MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
+else:
+    MISSING_LIBRARY = IMPORT_TRACEBACK = None
 
 
 def main():
@@ -85,6 +99,8 @@ def main():
         argument_spec={"path": {"type": "path", "required": True}, "talos_version": {"type": "str"}},
         supports_check_mode=True,
     )
+    if MISSING_LIBRARY:
+        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     path = module.params["path"]
     contract = None
     if module.params["talos_version"] is not None:
@@ -93,7 +109,7 @@ def main():
         except versions.VersionError as exc:
             module.fail_json(msg="talos_version: %s" % exc, path=path)
     try:
-        mode_before = files.file_mode(path) if os.path.isfile(path) else None
+        mode_before = "mode: %04o\n" % files.file_mode(path) if os.path.isfile(path) else ""
         changed, created, bundle = secrets.ensure(path, module.check_mode, contract)
     except secrets.BundleError as exc:
         module.fail_json(msg=str(exc), problems=exc.problems, path=path)
@@ -111,7 +127,7 @@ def main():
         else:
             result["diff"] = {
                 "before_header": path, "after_header": path,
-                "before": "mode: %04o\n" % mode_before, "after": "mode: %04o\n" % secrets.BUNDLE_MODE,
+                "before": mode_before, "after": "mode: %04o\n" % secrets.BUNDLE_MODE,
             }
     module.exit_json(**result)
 
