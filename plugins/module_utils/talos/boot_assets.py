@@ -36,8 +36,30 @@ def problem_with(path, magic, sha256=None):
         return "empty"
     if not any(head[offset:offset + len(signature)] == signature for offset, signature in magic):
         return "not a %s (wrong magic bytes)" % describe(magic)
+    shortfall = truncation(path, head, size)
+    if shortfall:
+        return shortfall
     if sha256 and file_sha256(path) != sha256.lower():
         return "sha256 differs from the checksum given"
+    return None
+
+
+def truncation(path, head, size):
+    """Why the file ends early by its own header or trailer (x86 bzImage, xz), or None.
+
+    A bzImage states its length: (setup sectors + 1) * 512 bytes plus syssize 16-byte paragraphs.
+    An xz stream ends with the footer magic "YZ".
+    """
+    if head[0x202:0x206] == b"HdrS" and len(head) >= 0x1F8:
+        setup_sectors = head[0x1F1] or 4
+        stated = (setup_sectors + 1) * 512 + int.from_bytes(head[0x1F4:0x1F8], "little") * 16
+        if size < stated:
+            return "truncated: %d bytes, its header says at least %d" % (size, stated)
+    if head.startswith(b"\xfd7zXZ\x00"):
+        with open(path, "rb") as handle:
+            handle.seek(-2, os.SEEK_END)
+            if handle.read(2) != b"YZ":
+                return "truncated: the xz stream has no end"
     return None
 
 

@@ -22,7 +22,10 @@ ROLE_TASK = "netboot.talos.talos_assets : Provide the Talos kernel and initramfs
 
 
 def bzimage(size=4096):
+    """Kernel-shaped: HdrS, one setup sector and a syssize that covers the rest."""
     data = bytearray(os.urandom(size))
+    data[0x1F1] = 1
+    data[0x1F4:0x1F8] = ((size - 1024) // 16).to_bytes(4, "little")
     data[0x202:0x206] = b"HdrS"
     return bytes(data)
 
@@ -34,7 +37,7 @@ def arm64_image(size=4096):
 
 
 def xz(size=2048):
-    return b"\xfd7zXZ\x00" + os.urandom(size)
+    return b"\xfd7zXZ\x00" + os.urandom(size) + b"YZ"
 
 
 def node(name, version="v1.9.4", arch="amd64", schematic=VANILLA):
@@ -144,6 +147,19 @@ def test_an_invalid_file_in_place_is_replaced(run_playbook, server, tmp_path):
     assert server.requests == ["/%s/v1.9.4/kernel-amd64" % VANILLA]
 
 
+def test_a_truncated_file_in_place_is_replaced(run_playbook, server, tmp_path):
+    data = tmp_path / "matchbox"
+    files = publish(server.root, VANILLA, "v1.9.4", "amd64")
+    target = data / "assets" / "talos" / "v1.9.4" / VANILLA
+    target.mkdir(parents=True)
+    (target / "kernel-amd64").write_bytes(files["kernel-amd64"][:3000])
+    (target / "initramfs-amd64.xz").write_bytes(files["initramfs-amd64.xz"])
+    run = run_playbook(play(data, [node("kube01")], talos_assets_base_url=server.url))
+    assert run.rc == 0, run.stdout
+    assert served(data, "v1.9.4", VANILLA, "kernel-amd64") == files["kernel-amd64"]
+    assert server.requests == ["/%s/v1.9.4/kernel-amd64" % VANILLA]
+
+
 def test_check_mode_fetches_nothing(run_playbook, server, tmp_path):
     data = tmp_path / "matchbox"
     publish(server.root, VANILLA, "v1.9.4", "amd64")
@@ -171,6 +187,8 @@ def test_checksums_are_enforced(run_playbook, server, tmp_path):
     (b"\x00" * 4096, None, "wrong magic"),
     (arm64_image(), None, "wrong magic"),  # an arm64 kernel served as kernel-amd64
     (None, b"PK\x03\x04 a zip file", "wrong magic"),
+    (bzimage(8192)[:6000], None, "truncated: 6000 bytes, its header says at least 8192"),
+    (None, xz()[:-100], "truncated: the xz stream has no end"),
 ])
 def test_corrupt_assets_fail_and_leave_nothing_behind(run_playbook, server, tmp_path, kernel, initramfs, problem):
     data = tmp_path / "matchbox"
