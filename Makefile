@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 export CONTAINERS_CONF := $(abspath tests/podman/containers.conf)
 export PYTHONPATH := $(abspath collections)
 
-DEBIAN_PACKAGES := podman runc qemu-system-x86 ipxe ipxe-qemu ovmf tftpd-hpa tftp-hpa dnsmasq \
+DEBIAN_PACKAGES := podman runc qemu-system-x86 ipxe ipxe-qemu ovmf tftpd-hpa tftp-hpa dnsmasq isc-dhcp-server kea-dhcp4-server \
 	cpio busybox-static iproute2 curl debootstrap
 MOLECULE_SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 
