@@ -9,7 +9,9 @@ here, checked all at once and turned into one normalised entry per node:
     {name, role, mac, ip, arch, talos_version, schematic, pxe_kernel_args, config}
 
 where ``config`` is the node spec that ``talos_machine_config`` renders. Every problem names the
-host and the variable, and nothing is written by anyone before this has passed.
+host and the variable (the same mistake on many hosts is said once), and nothing is written by
+anyone before this has passed. A ``talos_*`` variable that neither a node, a role (its
+argument_specs) nor a playbook reads is refused as a likely typo.
 """
 
 from __future__ import annotations
@@ -607,6 +609,26 @@ def _blame(entry, where, render):
     return where.split("]", 1)[-1].lstrip(".") or "config"
 
 
+def _across_nodes(hosts, entries, problems):
+    """What only shows across nodes: cluster-wide settings that differ, values two nodes share."""
+    first = sorted(hosts)[0]
+    for variable in CLUSTER_WIDE:
+        values = {host: hosts[host].get(variable) for host in hosts}
+        if len({repr(v) for v in values.values()}) > 1:
+            odd = [h for h in sorted(values) if values[h] != values[first]]
+            problems.add(odd[0], variable, "%r differs from %s's %r: it must be the same on every node" % (values[odd[0]], first, values[first]))
+
+    _unique(entries, "mac", "talos_mac", problems)
+    _unique(entries, "ip", "talos_ip", problems)
+    _unique([dict(e, hostname=e["config"]["hostname"]) for e in entries], "hostname", "talos_hostname", problems)
+    for entry in entries:
+        vip = entry["config"]["network"]["vip"]
+        if vip and vip in {e["ip"] for e in entries}:
+            problems.add(entry["name"], "talos_vip", "%s is also a node's talos_ip" % vip)
+    if entries and not any(e["role"] == "controlplane" for e in entries) and not problems:
+        problems.add(first, "role", "the cluster needs at least one host in group controlplane")
+
+
 def build_nodes(hosts, memberships, clusters_dir, render=None):
     """Validate every node; return (cluster, nodes) or raise InventoryError with every problem.
 
@@ -632,23 +654,7 @@ def build_nodes(hosts, memberships, clusters_dir, render=None):
         if entry is not None:
             entries.append(entry)
 
-    first = sorted(hosts)[0]
-    for variable in CLUSTER_WIDE:
-        values = {host: hosts[host].get(variable) for host in hosts}
-        if len({repr(v) for v in values.values()}) > 1:
-            odd = [h for h in sorted(values) if values[h] != values[first]]
-            problems.add(odd[0], variable, "%r differs from %s's %r: it must be the same on every node" % (values[odd[0]], first, values[first]))
-
-    _unique(entries, "mac", "talos_mac", problems)
-    _unique(entries, "ip", "talos_ip", problems)
-    _unique([dict(e, hostname=e["config"]["hostname"]) for e in entries], "hostname", "talos_hostname", problems)
-    for entry in entries:
-        vip = entry["config"]["network"]["vip"]
-        if vip and vip in {e["ip"] for e in entries}:
-            problems.add(entry["name"], "talos_vip", "%s is also a node's talos_ip" % vip)
-    if entries and not any(e["role"] == "controlplane" for e in entries) and not problems:
-        problems.add(first, "role", "the cluster needs at least one host in group controlplane")
-
+    _across_nodes(hosts, entries, problems)
     if render is not None and not problems:
         _trial_render(entries, problems, render)
     if problems:
