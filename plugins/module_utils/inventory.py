@@ -384,7 +384,10 @@ class _NodeCheck:
         self.kubernetes_version = None
         if kubernetes:
             try:
-                versions.check_kubernetes(self.version, kubernetes) if self.version else versions.kubernetes_core(kubernetes)
+                if self.version:
+                    versions.check_kubernetes(self.version, kubernetes)
+                else:
+                    versions.kubernetes_core(kubernetes)
                 self.kubernetes_version = kubernetes.lstrip("v")
             except ValueError as exc:
                 self.bad("talos_kubernetes_version", str(exc))
