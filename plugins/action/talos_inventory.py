@@ -40,8 +40,11 @@ class ActionModule(ActionBase):
         for host in groups.get(group, []):
             variables = hostvars[host]
             hosts[host] = {}
-            for name in inventory.NODE_VARIABLES:
-                if name not in variables:
+            for name in variables:
+                if not name.startswith("talos_"):
+                    continue
+                if name not in inventory.NODE_VARIABLES:
+                    hosts[host][name] = None  # only its name is checked: roles template their own later
                     continue
                 try:
                     hosts[host][name] = variables[name]

@@ -9,26 +9,33 @@ here, checked all at once and turned into one normalised entry per node:
     {name, role, mac, ip, arch, talos_version, schematic, pxe_kernel_args, config}
 
 where ``config`` is the node spec that ``talos_machine_config`` renders. Every problem names the
-host and the variable, and nothing is written by anyone before this has passed.
+host and the variable (the same mistake on many hosts is said once), and nothing is written by
+anyone before this has passed. A ``talos_*`` variable that neither a node, a role (its
+argument_specs) nor a playbook reads is refused as a likely typo.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import netaddr
 import yaml
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos import factory, versions
+from ansible_collections.netboot.talos.plugins.module_utils.talos import extensions, factory, versions
 
 ROLE_GROUPS = {"controlplane": "controlplane", "workers": "worker"}
 ARCHES = ("amd64", "arm64")
 CNI_NAMES = ("flannel", "custom", "none")
 DISK_SELECTOR_KEYS = ("size", "name", "model", "serial", "modalias", "uuid", "wwid", "type", "busPath")
 HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-KUBERNETES_VERSION = re.compile(r"^v?\d+\.\d+\.\d+$")
 MAC_DIGITS = re.compile(r"^[0-9a-f]{12}$")
+# Kubernetes's label rules (apimachinery validation.IsQualifiedName and IsValidLabelValue).
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DELIVERY_MODES = ("http", "api")
 
 # Settings that describe the cluster, not the node: every node must agree on them.
@@ -46,8 +53,8 @@ CLUSTER_WIDE = (
     "talos_config_withdraw",
 )
 
-# Every variable a node may carry, with its type; anything else starting with talos_ is refused
-# as a likely typo only when it is in KNOWN_TYPOS (other talos_* variables belong to roles).
+# Every variable a node may carry, with its type. Any other talos_* variable must be a role's
+# (from its argument_specs) or one of PLAYBOOK_VARIABLES; anything else is refused as a likely typo.
 NODE_VARIABLES = {
     "talos_cluster_name": str,
     "talos_cluster_endpoint": str,
@@ -68,6 +75,7 @@ NODE_VARIABLES = {
     "talos_install_image": str,
     "talos_install_extra_kernel_args": list,
     "talos_extensions": list,
+    "talos_extensions_allow_unknown": bool,
     "talos_kernel_args": list,
     "talos_cert_sans": list,
     "talos_allow_scheduling_on_control_planes": bool,
@@ -85,6 +93,9 @@ NODE_VARIABLES = {
     "talos_config_delivery": str,
     "talos_config_withdraw": bool,
 }
+REQUIRED = ("talos_cluster_name", "talos_cluster_endpoint", "talos_version", "talos_mac", "talos_ip")
+# Read from the inventory by the playbooks and by the talos_inventory action itself.
+PLAYBOOK_VARIABLES = ("talos_clusters_dir", "talos_matchbox_url")
 PATCH_VARIABLES = {
     "controlplane": ("talos_cluster_patches", "talos_controlplane_patches", "talos_patches"),
     "worker": ("talos_cluster_patches", "talos_worker_patches", "talos_patches"),
@@ -104,11 +115,31 @@ class InventoryError(Exception):
 
 
 class _Problems:
+    """Problems as (host, field, message); the same mistake on many hosts is said once."""
+
     def __init__(self):
-        self.lines = []
+        self.entries = []
 
     def add(self, host, field, message):
-        self.lines.append("%s: %s: %s" % (host, field, message))
+        self.entries.append((host, field, message))
+
+    def __len__(self):
+        return len(self.entries)
+
+    def lines(self):
+        hosts_of = {}
+        for host, field, message in self.entries:
+            hosts = hosts_of.setdefault((field, message), [])
+            if host not in hosts:
+                hosts.append(host)
+        return ["%s: %s: %s" % (_hosts(hosts), field, message) for (field, message), hosts in hosts_of.items()]
+
+
+def _hosts(hosts, shown=5):
+    """Up to ``shown`` host names in full, then how many more."""
+    if len(hosts) <= shown + 1:
+        return ", ".join(hosts)
+    return "%s and %d more" % (", ".join(hosts[:shown]), len(hosts) - shown)
 
 
 def normalise_mac(value):
@@ -116,6 +147,8 @@ def normalise_mac(value):
     if not isinstance(value, str) or not MAC_DIGITS.match(re.sub(r"[:.\-]", "", value.strip().lower())):
         raise ValueError("%r is not a MAC address (expected e.g. 18:03:73:2a:d8:a2)" % (value,))
     mac = netaddr.EUI(value.strip(), dialect=netaddr.mac_unix_expanded)
+    if not int(mac):
+        raise ValueError("%s is the all-zero address, not a network card's MAC" % mac)
     if mac.words[0] & 1:
         raise ValueError("%s is a multicast address, not a network card's MAC" % mac)
     return str(mac)
@@ -157,6 +190,18 @@ def parse_endpoint(value):
     return url.hostname
 
 
+def _yaml_error(exc):
+    """A PyYAML error as one line that says where: 'line 2, column 1: did not find ...'."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
+    where = "line %d, column %d: " % (mark.line + 1, mark.column + 1) if mark is not None else ""
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        problem += " (%s at line %d, column %d)" % (context, context_mark.line + 1, context_mark.column + 1)
+    return where + problem
+
+
 def _patches(host, variable, value, problems):
     """A patch list: each item a YAML string, a mapping, or a list (JSON patch or documents)."""
     patches = []
@@ -166,7 +211,7 @@ def _patches(host, variable, value, problems):
             try:
                 documents = [d for d in yaml.safe_load_all(patch) if d is not None]
             except yaml.YAMLError as exc:
-                problems.add(host, field, "not valid YAML: %s" % str(exc).replace("\n", " "))
+                problems.add(host, field, "not valid YAML: %s" % _yaml_error(exc))
                 continue
             if not documents or not all(isinstance(d, (dict, list)) for d in documents):
                 problems.add(host, field, "a patch must be a mapping, a list of JSON patch operations, or YAML documents")
@@ -194,215 +239,332 @@ def _string_list(host, variable, value, problems, parse=None):
     return result
 
 
+@functools.lru_cache(maxsize=None)
+def role_variables():
+    """The talos_* variables of every role of the collection, from the roles' argument_specs."""
+    names = set()
+    for path in sorted((Path(__file__).resolve().parents[2] / "roles").glob("*/meta/argument_specs.yml")):
+        for spec in ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("argument_specs") or {}).values():
+            names.update(name for name in (spec.get("options") or {}) if name.startswith("talos_"))
+    return frozenset(names)
+
+
+def known_variables():
+    """Every talos_* variable an inventory may set."""
+    return frozenset(NODE_VARIABLES).union(PLAYBOOK_VARIABLES, role_variables())
+
+
+def label_problems(key, value):
+    """What Kubernetes would refuse in one node label (key and value), as messages."""
+    problems = []
+    parts = key.split("/")
+    prefix, name = parts if len(parts) == 2 else ("", parts[0])
+    if len(parts) > 2 or "" in parts:
+        problems.append("%r is not a label key: one optional DNS-subdomain prefix and '/', then a name" % key)
+    else:
+        if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+            problems.append(
+                "label key prefix %r must be a DNS subdomain: at most 253 lower-case letters, digits, '-' and '.'" % prefix
+            )
+        if len(name) > 63 or not LABEL_NAME.match(name):
+            problems.append(
+                "label name %r must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit" % name
+            )
+    if value and (len(value) > 63 or not LABEL_NAME.match(value)):
+        problems.append(
+            "label value %r must be empty or at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+            % value
+        )
+    return problems
+
+
+def _unquoted_mac(number):
+    """The hint for a MAC that YAML 1.1 read as a base-60 number (52:54:00:50:00:11 unquoted)."""
+    groups, rest = [], number
+    for _ in range(5):
+        rest, group = divmod(rest, 60)
+        groups.insert(0, group)
+    if 0 < rest < 100:
+        mac = ":".join("%02d" % group for group in [rest] + groups)
+        return 'YAML read the unquoted MAC %s as the number %d; quote it: talos_mac: "%s"' % (mac, number, mac)
+    return 'YAML read the MAC as the number %d; quote it, e.g. talos_mac: "52:54:00:50:00:11"' % number
+
+
+def _talos_version(value):
+    versions.contract(value)
+    return value
+
+
+def _networks(values):
+    """(index, network) of every item of a subnet list that is a network."""
+    for index, value in enumerate(values):
+        try:
+            yield index, parse_network(value)
+        except ValueError:
+            continue
+
+
+class _NodeCheck:
+    """One host's variables, checked piece by piece; ``entry()`` builds its node entry (None if it cannot)."""
+
+    def __init__(self, host, role, variables, problems):
+        self.host, self.role, self.problems = host, role, problems
+        self.var = variables.get
+        self.variables = variables
+        self.unknown = {}
+
+    def bad(self, field, message):
+        self.problems.add(self.host, field, message)
+
+    def parsed(self, name, parse):
+        """parse(value) of a variable that is set; None (after saying why) when it does not parse."""
+        if not self.var(name):
+            return None
+        try:
+            return parse(self.var(name))
+        except ValueError as exc:
+            self.bad(name, str(exc))
+            return None
+
+    def missing(self, name, message="is required", also=()):
+        """Say that ``name`` is missing, naming a misspelling of it (or of ``also``) that is set instead."""
+        found = [unknown for unknown, guess in self.unknown.items() if guess in (name,) + tuple(also)]
+        for unknown in found:
+            del self.unknown[unknown]
+        if found:
+            message += "; %s %s set instead (misspelt?)" % (" and ".join(found), "is" if len(found) == 1 else "are")
+        self.bad(name, message)
+
+    def find_unknown(self):
+        known = known_variables()
+        # Compared without the common talos_ prefix, which would make every name look alike.
+        bare = sorted(name[len("talos_"):] for name in known)
+        for name in sorted(self.variables):
+            if name.startswith("talos_") and name not in known:
+                guess = difflib.get_close_matches(name[len("talos_"):], bare, n=1)
+                self.unknown[name] = "talos_" + guess[0] if guess else None
+
+    def report_unknown(self):
+        for name, guess in self.unknown.items():
+            self.bad(name, "is not a netboot.talos variable" + ("; did you mean %s?" % guess if guess else ""))
+
+    def types(self):
+        """True when every known variable has its type."""
+        start = len(self.problems)
+        for name, value in self.variables.items():
+            expected = NODE_VARIABLES.get(name)
+            if expected is None or value is None or isinstance(value, expected):
+                continue
+            if name == "talos_mac" and isinstance(value, int) and not isinstance(value, bool):
+                self.bad(name, _unquoted_mac(value))
+            else:
+                self.bad(name, "must be %s, got %r" % (TYPE_NAMES[expected], value))
+        return len(self.problems) == start
+
+    def entry(self):
+        self.find_unknown()
+        if not self.types():
+            return None
+        start = len(self.problems)
+        for name in REQUIRED:
+            if self.var(name) in (None, ""):
+                self.missing(name)
+        self.cluster()
+        self.addresses()
+        self.subnets()
+        self.install()
+        self.settings()
+        if len(self.problems) > start:
+            return None
+        return self.build()
+
+    def cluster(self):
+        self.version = self.parsed("talos_version", _talos_version)
+        kubernetes = self.var("talos_kubernetes_version")
+        self.kubernetes_version = None
+        if kubernetes:
+            try:
+                if self.version:
+                    versions.check_kubernetes(self.version, kubernetes)
+                else:
+                    versions.kubernetes_core(kubernetes)
+                self.kubernetes_version = kubernetes.lstrip("v")
+            except ValueError as exc:
+                self.bad("talos_kubernetes_version", str(exc))
+        self.cluster_name = self.var("talos_cluster_name")
+        if self.cluster_name and not HOSTNAME_LABEL.match(self.cluster_name):
+            self.bad("talos_cluster_name", "%r must be lower-case letters, digits and '-'" % self.cluster_name)
+        self.endpoint_host = self.parsed("talos_cluster_endpoint", parse_endpoint)
+
+    def addresses(self):
+        self.mac = self.parsed("talos_mac", normalise_mac)
+        network = self.network = self.parsed("talos_network", parse_network)
+        ip = self.ip = self.parsed("talos_ip", parse_ip)
+        if ip is not None and not self.var("talos_network"):
+            self.missing("talos_network", "is required to place talos_ip (e.g. 10.0.50.0/24)")
+        if ip is not None and network is not None:
+            if ip not in network:
+                self.bad("talos_ip", "%s is outside the node network %s" % (ip, network))
+            elif network.size > 2 and ip in (network.network, network.broadcast):
+                self.bad("talos_ip", "%s is the network or broadcast address of %s" % (ip, network))
+        gateway = self.gateway = self.parsed("talos_gateway", parse_ip)
+        if gateway is not None and network is not None and gateway not in network:
+            self.bad("talos_gateway", "%s is outside the node network %s" % (gateway, network))
+        if gateway is not None and gateway == ip:
+            self.bad("talos_gateway", "%s is the node's own address" % gateway)
+        self.nameservers = _string_list(self.host, "talos_nameservers", self.var("talos_nameservers") or [], self.problems, parse_ip)
+        vip = self.vip = self.parsed("talos_vip", parse_ip)
+        if vip is not None and network is not None and vip not in network:
+            self.bad("talos_vip", "%s is outside the node network %s" % (vip, network))
+
+    def subnets(self):
+        """Pod and service subnets: each a network, none overlapping another or the node network."""
+        self.subnet_lists = {}
+        named = [("talos_network", self.network)] if self.network is not None else []
+        for variable in ("talos_pod_subnets", "talos_service_subnets"):
+            values = self.var(variable) or []
+            self.subnet_lists[variable] = _string_list(self.host, variable, values, self.problems, parse_network) or None
+            named += [("%s[%d]" % (variable, index), network) for index, network in _networks(values)]
+        for position, (field, network) in enumerate(named):
+            for other_field, other in named[:position]:
+                if network.version == other.version and network.first <= other.last and other.first <= network.last:
+                    described = "the node network" if other_field == "talos_network" else other_field
+                    self.bad(field, "%s overlaps %s %s" % (network, described, other))
+
+    def install(self):
+        self.hostname = self.var("talos_hostname") or self.host
+        if len(self.hostname) > 253 or not all(HOSTNAME_LABEL.match(label) for label in self.hostname.split(".")):
+            self.bad("talos_hostname", "%r is not a valid hostname (lower-case letters, digits, '-', '.')" % self.hostname)
+        self.arch = self.var("talos_arch") or "amd64"
+        if self.arch not in ARCHES:
+            self.bad("talos_arch", "%r is not one of %s" % (self.arch, ", ".join(ARCHES)))
+        if self.var("talos_interface") and self.var("talos_device_selector"):
+            self.bad("talos_interface", "set talos_interface or talos_device_selector, not both")
+        self.install_disk()
+        self.extension_names = _string_list(self.host, "talos_extensions", self.var("talos_extensions") or [], self.problems)
+        if self.version and not self.var("talos_extensions_allow_unknown"):
+            for index, name in enumerate(self.var("talos_extensions") or []):
+                problem = extensions.problem(name.strip(), self.version) if isinstance(name, str) and name else None
+                if problem:
+                    self.bad("talos_extensions[%d]" % index, problem)
+        self.install_extra_kernel_args = _string_list(
+            self.host, "talos_install_extra_kernel_args", self.var("talos_install_extra_kernel_args") or [], self.problems
+        )
+        self.pxe_kernel_args = _string_list(self.host, "talos_kernel_args", self.var("talos_kernel_args") or [], self.problems)
+        self.cert_sans = _string_list(self.host, "talos_cert_sans", self.var("talos_cert_sans") or [], self.problems)
+
+    def install_disk(self):
+        disk, selector = self.disk, self.selector = self.var("talos_install_disk"), self.var("talos_install_disk_selector")
+        if disk and selector:
+            self.bad("talos_install_disk", "set talos_install_disk or talos_install_disk_selector, not both")
+        elif not disk and not selector:
+            self.missing("talos_install_disk", "is required (or talos_install_disk_selector)", also=("talos_install_disk_selector",))
+        elif disk and not re.match(r"^/dev/\S+$", disk):
+            self.bad("talos_install_disk", "%r is not a device path like /dev/sda" % disk)
+        elif selector:
+            unknown = sorted(set(selector) - set(DISK_SELECTOR_KEYS))
+            if unknown:
+                self.bad("talos_install_disk_selector", "unknown keys %s (known: %s)" % (", ".join(unknown), ", ".join(DISK_SELECTOR_KEYS)))
+
+    def settings(self):
+        cni = self.cni = self.var("talos_cni")
+        if cni is not None:
+            if cni.get("name") not in CNI_NAMES:
+                self.bad("talos_cni.name", "%r is not one of %s" % (cni.get("name"), ", ".join(CNI_NAMES)))
+            elif cni.get("name") == "custom" and not cni.get("urls"):
+                self.bad("talos_cni.urls", "a custom CNI needs at least one manifest URL")
+        self.delivery = self.var("talos_config_delivery") or "http"
+        if self.delivery not in DELIVERY_MODES:
+            self.bad("talos_config_delivery", "%r is not one of %s" % (self.delivery, ", ".join(DELIVERY_MODES)))
+        for variable in ("talos_sysctls", "talos_node_labels"):
+            for key, value in (self.var(variable) or {}).items():
+                if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
+                    self.bad("%s.%s" % (variable, key), "must map a name to a plain value")
+                elif variable == "talos_node_labels":
+                    for problem in label_problems(key, str(value)):
+                        self.bad("%s.%s" % (variable, key), problem)
+        self.mirrors = {}
+        for registry, endpoints in (self.var("talos_registry_mirrors") or {}).items():
+            field = "talos_registry_mirrors.%s" % registry
+            if not isinstance(endpoints, list) or not endpoints:
+                self.bad(field, "must be a list of endpoint URLs")
+                continue
+            self.mirrors[registry] = _string_list(self.host, field, endpoints, self.problems, _parse_url)
+        self.patches = []
+        for variable in PATCH_VARIABLES[self.role]:
+            self.patches += _patches(self.host, variable, self.var(variable) or [], self.problems)
+
+    def install_image(self, schematic):
+        if self.var("talos_install_image"):
+            return self.var("talos_install_image")
+        if self.extension_names:
+            return factory.installer_image(self.version, schematic)
+        return versions.default_installer_image(self.version)
+
+    def node_network(self):
+        ip, gateway, vip = self.ip, self.gateway, self.vip
+        network = {
+            "addresses": ["%s/%d" % (ip, self.network.prefixlen)],
+            "routes": [{"network": "0.0.0.0/0" if ip.version == 4 else "::/0", "gateway": str(gateway)}] if gateway else [],
+            "nameservers": self.nameservers,
+            "vip": str(vip) if vip is not None and self.role == "controlplane" else None,
+        }
+        if self.var("talos_interface"):
+            network["interface"] = self.var("talos_interface")
+        else:
+            network["device_selector"] = self.var("talos_device_selector") or {"hardwareAddr": self.mac}
+        return network
+
+    def build(self):
+        var = self.var
+        schematic = factory.schematic_id(factory.customization(self.extension_names))
+        config = {
+            "name": self.host,
+            "role": self.role,
+            "talos_version": self.version,
+            "cluster_name": self.cluster_name,
+            "cluster_endpoint": var("talos_cluster_endpoint"),
+            "kubernetes_version": self.kubernetes_version,
+            "hostname": self.hostname,
+            "install_disk": self.disk,
+            "install_disk_selector": self.selector,
+            "install_image": self.install_image(schematic),
+            "install_extra_kernel_args": self.install_extra_kernel_args,
+            "network": self.node_network(),
+            "cert_sans": self.cert_sans,
+            "allow_scheduling_on_control_planes": bool(var("talos_allow_scheduling_on_control_planes")),
+            "dns_domain": var("talos_dns_domain"),
+            "pod_subnets": self.subnet_lists["talos_pod_subnets"],
+            "service_subnets": self.subnet_lists["talos_service_subnets"],
+            "sysctls": {k: str(v) for k, v in (var("talos_sysctls") or {}).items()},
+            "cni": self.cni,
+            "registry_mirrors": self.mirrors,
+            "node_labels": {k: str(v) for k, v in (var("talos_node_labels") or {}).items()},
+            "patches": [patch for _, patch in self.patches],
+        }
+        return {
+            "name": self.host,
+            "role": self.role,
+            "mac": self.mac,
+            "ip": str(self.ip),
+            "arch": self.arch,
+            "talos_version": self.version,
+            "schematic": schematic,
+            "pxe_kernel_args": self.pxe_kernel_args,
+            "endpoint_host": self.endpoint_host,
+            "delivery": self.delivery,
+            "withdraw_configs": bool(var("talos_config_withdraw")) and self.delivery == "http",
+            "patch_fields": [field for field, _ in self.patches],
+            "config": config,
+        }
+
+
 def _node(host, role, variables, problems):
     """Check one host's variables; return its node entry (None if it cannot be built)."""
-    start = len(problems.lines)
-    for name, value in variables.items():
-        expected = NODE_VARIABLES.get(name)
-        if expected is not None and value is not None and not isinstance(value, expected):
-            problems.add(host, name, "must be %s, got %r" % (TYPE_NAMES[expected], value))
-    if len(problems.lines) > start:
-        return None
-    var = variables.get
-
-    for required in ("talos_cluster_name", "talos_cluster_endpoint", "talos_version", "talos_mac", "talos_ip"):
-        if var(required) in (None, ""):
-            problems.add(host, required, "is required")
-
-    version = var("talos_version")
-    if version:
-        try:
-            versions.contract(version)
-        except ValueError as exc:
-            problems.add(host, "talos_version", str(exc))
-            version = None
-
-    kubernetes_version = var("talos_kubernetes_version")
-    if kubernetes_version and not KUBERNETES_VERSION.match(kubernetes_version):
-        problems.add(host, "talos_kubernetes_version", "%r is not a version like 1.32.4" % kubernetes_version)
-
-    cluster_name = var("talos_cluster_name")
-    if cluster_name and not HOSTNAME_LABEL.match(cluster_name):
-        problems.add(host, "talos_cluster_name", "%r must be lower-case letters, digits and '-'" % cluster_name)
-
-    endpoint_host = None
-    if var("talos_cluster_endpoint"):
-        try:
-            endpoint_host = parse_endpoint(var("talos_cluster_endpoint"))
-        except ValueError as exc:
-            problems.add(host, "talos_cluster_endpoint", str(exc))
-
-    mac = None
-    if var("talos_mac"):
-        try:
-            mac = normalise_mac(var("talos_mac"))
-        except ValueError as exc:
-            problems.add(host, "talos_mac", str(exc))
-
-    network = None
-    if var("talos_network"):
-        try:
-            network = parse_network(var("talos_network"))
-        except ValueError as exc:
-            problems.add(host, "talos_network", str(exc))
-
-    ip = None
-    if var("talos_ip"):
-        try:
-            ip = parse_ip(var("talos_ip"))
-        except ValueError as exc:
-            problems.add(host, "talos_ip", str(exc))
-    if ip is not None and network is None and not var("talos_network"):
-        problems.add(host, "talos_network", "is required to place talos_ip (e.g. 10.0.50.0/24)")
-    if ip is not None and network is not None:
-        if ip not in network:
-            problems.add(host, "talos_ip", "%s is outside the node network %s" % (ip, network))
-        elif network.size > 2 and ip in (network.network, network.broadcast):
-            problems.add(host, "talos_ip", "%s is the network or broadcast address of %s" % (ip, network))
-
-    gateway = None
-    if var("talos_gateway"):
-        try:
-            gateway = parse_ip(var("talos_gateway"))
-            if network is not None and gateway not in network:
-                problems.add(host, "talos_gateway", "%s is outside the node network %s" % (gateway, network))
-            if ip is not None and gateway == ip:
-                problems.add(host, "talos_gateway", "%s is the node's own address" % gateway)
-        except ValueError as exc:
-            problems.add(host, "talos_gateway", str(exc))
-
-    nameservers = _string_list(host, "talos_nameservers", var("talos_nameservers") or [], problems, parse_ip)
-
-    vip = None
-    if var("talos_vip"):
-        try:
-            vip = parse_ip(var("talos_vip"))
-            if network is not None and vip not in network:
-                problems.add(host, "talos_vip", "%s is outside the node network %s" % (vip, network))
-        except ValueError as exc:
-            problems.add(host, "talos_vip", str(exc))
-
-    hostname = var("talos_hostname") or host
-    if len(hostname) > 253 or not all(HOSTNAME_LABEL.match(label) for label in hostname.split(".")):
-        problems.add(host, "talos_hostname", "%r is not a valid hostname (lower-case letters, digits, '-', '.')" % hostname)
-
-    arch = var("talos_arch") or "amd64"
-    if arch not in ARCHES:
-        problems.add(host, "talos_arch", "%r is not one of %s" % (arch, ", ".join(ARCHES)))
-
-    if var("talos_interface") and var("talos_device_selector"):
-        problems.add(host, "talos_interface", "set talos_interface or talos_device_selector, not both")
-
-    disk, selector = var("talos_install_disk"), var("talos_install_disk_selector")
-    if disk and selector:
-        problems.add(host, "talos_install_disk", "set talos_install_disk or talos_install_disk_selector, not both")
-    elif not disk and not selector:
-        problems.add(host, "talos_install_disk", "is required (or talos_install_disk_selector)")
-    elif disk and not re.match(r"^/dev/\S+$", disk):
-        problems.add(host, "talos_install_disk", "%r is not a device path like /dev/sda" % disk)
-    elif selector:
-        unknown = sorted(set(selector) - set(DISK_SELECTOR_KEYS))
-        if unknown:
-            problems.add(
-                host, "talos_install_disk_selector", "unknown keys %s (known: %s)" % (", ".join(unknown), ", ".join(DISK_SELECTOR_KEYS))
-            )
-
-    cni = var("talos_cni")
-    if cni is not None:
-        if cni.get("name") not in CNI_NAMES:
-            problems.add(host, "talos_cni.name", "%r is not one of %s" % (cni.get("name"), ", ".join(CNI_NAMES)))
-        elif cni.get("name") == "custom" and not cni.get("urls"):
-            problems.add(host, "talos_cni.urls", "a custom CNI needs at least one manifest URL")
-
-    subnets = {}
-    for variable in ("talos_pod_subnets", "talos_service_subnets"):
-        subnets[variable] = _string_list(host, variable, var(variable) or [], problems, parse_network) or None
-
-    delivery = var("talos_config_delivery") or "http"
-    if delivery not in DELIVERY_MODES:
-        problems.add(host, "talos_config_delivery", "%r is not one of %s" % (delivery, ", ".join(DELIVERY_MODES)))
-
-    for variable in ("talos_sysctls", "talos_node_labels"):
-        for key, value in (var(variable) or {}).items():
-            if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
-                problems.add(host, "%s.%s" % (variable, key), "must map a name to a plain value")
-    mirrors = {}
-    for registry, endpoints in (var("talos_registry_mirrors") or {}).items():
-        if not isinstance(endpoints, list) or not endpoints:
-            problems.add(host, "talos_registry_mirrors.%s" % registry, "must be a list of endpoint URLs")
-            continue
-        mirrors[registry] = _string_list(host, "talos_registry_mirrors.%s" % registry, endpoints, problems, _parse_url)
-
-    extensions = _string_list(host, "talos_extensions", var("talos_extensions") or [], problems)
-    install_extra_kernel_args = _string_list(
-        host, "talos_install_extra_kernel_args", var("talos_install_extra_kernel_args") or [], problems
-    )
-    pxe_kernel_args = _string_list(host, "talos_kernel_args", var("talos_kernel_args") or [], problems)
-    cert_sans = _string_list(host, "talos_cert_sans", var("talos_cert_sans") or [], problems)
-    patches = []
-    for variable in PATCH_VARIABLES[role]:
-        patches += _patches(host, variable, var(variable) or [], problems)
-
-    if len(problems.lines) > start:
-        return None
-
-    schematic = factory.schematic_id(factory.customization(extensions))
-    if var("talos_install_image"):
-        install_image = var("talos_install_image")
-    elif extensions:
-        install_image = factory.installer_image(version, schematic)
-    else:
-        install_image = versions.default_installer_image(version)
-    node_network = {
-        "addresses": ["%s/%d" % (ip, network.prefixlen)],
-        "routes": [{"network": "0.0.0.0/0" if ip.version == 4 else "::/0", "gateway": str(gateway)}] if gateway else [],
-        "nameservers": nameservers,
-        "vip": str(vip) if vip is not None and role == "controlplane" else None,
-    }
-    if var("talos_interface"):
-        node_network["interface"] = var("talos_interface")
-    else:
-        node_network["device_selector"] = var("talos_device_selector") or {"hardwareAddr": mac}
-
-    config = {
-        "name": host,
-        "role": role,
-        "talos_version": version,
-        "cluster_name": cluster_name,
-        "cluster_endpoint": var("talos_cluster_endpoint"),
-        "kubernetes_version": kubernetes_version.lstrip("v") if kubernetes_version else None,
-        "hostname": hostname,
-        "install_disk": disk,
-        "install_disk_selector": selector,
-        "install_image": install_image,
-        "install_extra_kernel_args": install_extra_kernel_args,
-        "network": node_network,
-        "cert_sans": cert_sans,
-        "allow_scheduling_on_control_planes": bool(var("talos_allow_scheduling_on_control_planes")),
-        "dns_domain": var("talos_dns_domain"),
-        "pod_subnets": subnets["talos_pod_subnets"],
-        "service_subnets": subnets["talos_service_subnets"],
-        "sysctls": {k: str(v) for k, v in (var("talos_sysctls") or {}).items()},
-        "cni": cni,
-        "registry_mirrors": mirrors,
-        "node_labels": {k: str(v) for k, v in (var("talos_node_labels") or {}).items()},
-        "patches": [patch for _, patch in patches],
-    }
-    return {
-        "name": host,
-        "role": role,
-        "mac": mac,
-        "ip": str(ip),
-        "arch": arch,
-        "talos_version": version,
-        "schematic": schematic,
-        "pxe_kernel_args": pxe_kernel_args,
-        "endpoint_host": endpoint_host,
-        "delivery": delivery,
-        "withdraw_configs": bool(var("talos_config_withdraw")) and delivery == "http",
-        "patch_fields": [field for field, _ in patches],
-        "config": config,
-    }
+    check = _NodeCheck(host, role, variables, problems)
+    entry = check.entry()
+    check.report_unknown()
+    return entry
 
 
 def _parse_url(value):
@@ -450,6 +612,26 @@ def _blame(entry, where, render):
     return where.split("]", 1)[-1].lstrip(".") or "config"
 
 
+def _across_nodes(hosts, entries, problems):
+    """What only shows across nodes: cluster-wide settings that differ, values two nodes share."""
+    first = sorted(hosts)[0]
+    for variable in CLUSTER_WIDE:
+        values = {host: hosts[host].get(variable) for host in hosts}
+        if len({repr(v) for v in values.values()}) > 1:
+            odd = [h for h in sorted(values) if values[h] != values[first]]
+            problems.add(odd[0], variable, "%r differs from %s's %r: it must be the same on every node" % (values[odd[0]], first, values[first]))
+
+    _unique(entries, "mac", "talos_mac", problems)
+    _unique(entries, "ip", "talos_ip", problems)
+    _unique([dict(e, hostname=e["config"]["hostname"]) for e in entries], "hostname", "talos_hostname", problems)
+    for entry in entries:
+        vip = entry["config"]["network"]["vip"]
+        if vip and vip in {e["ip"] for e in entries}:
+            problems.add(entry["name"], "talos_vip", "%s is also a node's talos_ip" % vip)
+    if entries and not any(e["role"] == "controlplane" for e in entries) and not problems:
+        problems.add(first, "role", "the cluster needs at least one host in group controlplane")
+
+
 def build_nodes(hosts, memberships, clusters_dir, render=None):
     """Validate every node; return (cluster, nodes) or raise InventoryError with every problem.
 
@@ -475,27 +657,11 @@ def build_nodes(hosts, memberships, clusters_dir, render=None):
         if entry is not None:
             entries.append(entry)
 
-    first = sorted(hosts)[0]
-    for variable in CLUSTER_WIDE:
-        values = {host: hosts[host].get(variable) for host in hosts}
-        if len({repr(v) for v in values.values()}) > 1:
-            odd = [h for h in sorted(values) if values[h] != values[first]]
-            problems.add(odd[0], variable, "%r differs from %s's %r: it must be the same on every node" % (values[odd[0]], first, values[first]))
-
-    _unique(entries, "mac", "talos_mac", problems)
-    _unique(entries, "ip", "talos_ip", problems)
-    _unique([dict(e, hostname=e["config"]["hostname"]) for e in entries], "hostname", "talos_hostname", problems)
-    for entry in entries:
-        vip = entry["config"]["network"]["vip"]
-        if vip and vip in {e["ip"] for e in entries}:
-            problems.add(entry["name"], "talos_vip", "%s is also a node's talos_ip" % vip)
-    if entries and not any(e["role"] == "controlplane" for e in entries) and not problems.lines:
-        problems.add(first, "role", "the cluster needs at least one host in group controlplane")
-
-    if render is not None and not problems.lines:
+    _across_nodes(hosts, entries, problems)
+    if render is not None and not problems:
         _trial_render(entries, problems, render)
-    if problems.lines:
-        raise InventoryError(problems.lines)
+    if problems:
+        raise InventoryError(problems.lines())
 
     controlplanes = [e for e in entries if e["role"] == "controlplane"]
     cluster = {

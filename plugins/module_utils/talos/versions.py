@@ -82,3 +82,38 @@ def default_installer_image(version):
     if contract(version) >= (1, 14):
         return "%s/%s:%s" % (FACTORY_INSTALLER_IMAGE, VANILLA_SCHEMATIC, tag)
     return "%s:%s" % (INSTALLER_IMAGE, tag)
+
+
+# Talos's compatibility tables (pkg/machinery/compatibility/talos1xx): the oldest Kubernetes a Talos
+# minor version runs and the first it no longer does (Talos compares major.minor.patch only).
+_KUBERNETES_SUPPORTED = {
+    (1, 9): ((1, 27, 0), (1, 32, 99)),
+    (1, 10): ((1, 28, 0), (1, 33, 99)),
+    (1, 11): ((1, 29, 0), (1, 34, 99)),
+    (1, 12): ((1, 30, 0), (1, 35, 99)),
+    (1, 13): ((1, 31, 0), (1, 36, 99)),
+    (1, 14): ((1, 32, 0), (1, 37, 99)),
+}
+_KUBERNETES_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?\Z")
+
+
+def kubernetes_core(kubernetes_version):
+    """`1.32.4` or `v1.37.0-rc.1` -> (major, minor, patch); VersionError for anything else."""
+    match = _KUBERNETES_VERSION.match(kubernetes_version) if isinstance(kubernetes_version, str) else None
+    if not match:
+        raise VersionError("%r is not a Kubernetes version like 1.32.4" % (kubernetes_version,))
+    return tuple(int(part) for part in match.group(1, 2, 3))
+
+
+def check_kubernetes(version, kubernetes_version):
+    """Refuse a Kubernetes version Talos `version` cannot run, in Talos's words plus the supported range."""
+    core = kubernetes_core(kubernetes_version)
+    key = contract(version)
+    oldest, too_new = _KUBERNETES_SUPPORTED[key]
+    if oldest <= core < too_new:
+        return
+    shown = kubernetes_version.lstrip("v")
+    raise VersionError(
+        "version of Kubernetes %s is too %s to be used with Talos %s (Talos %d.%d runs Kubernetes %d.%d.%d to %d.%d.x)"
+        % ((shown, "old" if core < oldest else "new", normalize(version)) + key + oldest + too_new[:2])
+    )

@@ -55,3 +55,38 @@ def test_default_installer_image():
     )
     with pytest.raises(versions.VersionError):
         versions.default_installer_image("v1.7.0")
+
+
+@pytest.mark.parametrize(
+    "talos, oldest, newest",
+    # pkg/machinery/compatibility/talos1xx: MinimumKubernetesVersion and MaximumKubernetesVersion (x.y.99, refused)
+    [("v1.9.4", "1.27.0", "1.32.98"), ("v1.10.9", "1.28.0", "1.33.98"), ("v1.11.5", "1.29.0", "1.34.98"),
+     ("v1.12.11", "1.30.0", "1.35.98"), ("v1.13.9", "1.31.0", "1.36.98"), ("v1.14.0", "1.32.0", "1.37.98")],
+)
+def test_kubernetes_range_follows_talos_compatibility(talos, oldest, newest):
+    versions.check_kubernetes(talos, oldest)
+    versions.check_kubernetes(talos, "v" + newest)
+    major, minor, patch = (int(part) for part in oldest.split("."))
+    too_old = "%d.%d.99" % (major, minor - 1)
+    with pytest.raises(versions.VersionError, match=r"Kubernetes %s is too old to be used with Talos %s \(" % (too_old, talos)):
+        versions.check_kubernetes(talos, too_old)
+    too_new = newest[: newest.rindex(".")] + ".99"
+    with pytest.raises(versions.VersionError, match=r"Kubernetes %s is too new to be used with Talos %s \(" % (too_new, talos)):
+        versions.check_kubernetes(talos, too_new)
+
+
+@pytest.mark.parametrize("talos", ["v1.9.0", "v1.9.6", "v1.10.9", "v1.11.6", "v1.12.11", "v1.13.9", "v1.14.0-rc.1", "v1.14.0"])
+def test_the_default_kubernetes_of_every_version_is_in_its_range(talos):
+    versions.check_kubernetes(talos, versions.default_kubernetes_version(talos))
+
+
+def test_kubernetes_prereleases_compare_by_their_release():
+    versions.check_kubernetes("v1.14.0-rc.1", "1.37.0-rc.0")
+    with pytest.raises(versions.VersionError, match="too new"):
+        versions.check_kubernetes("v1.13.9", "1.37.0-rc.0")
+
+
+@pytest.mark.parametrize("kubernetes", ["1.32", "latest", "", None, 1.32, "1.32.4 "])
+def test_garbled_kubernetes_versions_are_named(kubernetes):
+    with pytest.raises(versions.VersionError, match="is not a Kubernetes version like 1.32.4"):
+        versions.check_kubernetes("v1.9.4", kubernetes)
