@@ -341,6 +341,52 @@ def _read_document(path):
     return document, None
 
 
+def load_problem(kind, content):
+    """Why matchbox itself would skip this group or profile file (ParseGroup / ParseProfile), or None.
+
+    matchbox logs such a file at info level and goes on without it, so a machine it was meant for
+    simply gets no match.
+    """
+    try:
+        document = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return "not valid JSON (%s)" % exc
+    if not isinstance(document, dict):
+        return "not a JSON object"
+    fields = {key.lower(): value for key, value in document.items()}
+    if kind == "profile":
+        return _profile_load_problem(fields)
+    selector = fields.get("selector") or {}
+    if not isinstance(selector, dict) or not all(isinstance(v, str) for v in selector.values()):
+        return "selector must map names to strings"
+    for key, value in selector.items():
+        if key.lower() == "mac":
+            try:
+                normalize_mac(value)
+            except ValueError:
+                return "selector %s: %r is not a MAC address" % (key, value)
+    if not isinstance(fields.get("metadata") or {}, dict):
+        return "metadata must be a JSON object"
+    return None
+
+
+def _profile_load_problem(fields):
+    if not isinstance(fields.get("id"), str) or not fields["id"]:
+        return "no id (matchbox requires one)"
+    boot = fields.get("boot")
+    if boot is None:
+        return None
+    if not isinstance(boot, dict):
+        return "boot must be a JSON object"
+    boot = {key.lower(): value for key, value in boot.items()}
+    if not isinstance(boot.get("kernel", ""), str):
+        return "boot.kernel must be a string"
+    for name in ("initrd", "args"):
+        if not isinstance(boot.get(name) or [], list) or not all(isinstance(v, str) for v in boot.get(name) or []):
+            return "boot.%s must be a list of strings" % name
+    return None
+
+
 def _selector_key(document):
     return tuple(sorted((document.get("selector") or {}).items()))
 

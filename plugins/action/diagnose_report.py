@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netboot.talos developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side netboot.talos.diagnose_report: one verdict per node and link, printed for people."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.netboot.talos.plugins.module_utils.diagnose import cluster
+from ansible_collections.netboot.talos.plugins.module_utils.diagnose import verdicts as v
+
+display = Display()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("nodes", "boot_chain", "talos", "kubernetes", "delivery", "withdraw", "report_file"))
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        for required in ("nodes", "boot_chain"):
+            if required not in args:
+                raise AnsibleActionFail("diagnose_report: the option %r is required" % required)
+        nodes, boot_chain = args["nodes"], args["boot_chain"]
+        probes = (args.get("talos") or {}).get("nodes") or {}
+        rows, kube_error = kubernetes_rows(args.get("kubernetes"))
+        verdicts = {}
+        for node in nodes:
+            api = cluster.talos_api(node, probes.get(node["ip"]), args.get("delivery", "http"))
+            links = []
+            for entry in boot_chain.get("nodes", {}).get(node["name"], []):
+                links.append(cluster.settle_config(node, entry, api, bool(args.get("withdraw"))) if entry["link"] == "config" else entry)
+            expected_kubernetes = (node.get("config") or {}).get("kubernetes_version")
+            verdicts[node["name"]] = v.ordered(links + [api, cluster.kubernetes(node, rows, kube_error, expected_kubernetes)])
+        findings = boot_chain.get("findings", [])
+        display.display(v.report_text(nodes, verdicts, findings))
+        report = {"nodes": verdicts, "findings": findings,
+                  "broken": sorted(name for name, links in verdicts.items() if v.is_broken(links))}
+        if args.get("report_file"):
+            write_json(args["report_file"], report)
+        result.update(changed=False, report=report)
+        if report["broken"] or v.is_broken(findings):
+            where = ["%s: %s" % (name, v.LINK_TITLES[v.first_broken(verdicts[name])["link"]]) for name in report["broken"]]
+            result.update(failed=True, msg="broken links: %s" % ("; ".join(where) or "the boot server"))
+        return result
+
+
+def kubernetes_rows(kubernetes_result):
+    """(rows, error): the Node rows read, or None and why nothing could be read."""
+    if not kubernetes_result or kubernetes_result.get("skipped"):
+        return None, None
+    if kubernetes_result.get("failed"):
+        return None, "the Kubernetes API could not be read: %s" % kubernetes_result.get("msg", "")
+    return kubernetes_result.get("nodes") or [], None
+
+
+def write_json(path, report):
+    """The report as JSON, replacing the file atomically."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".diagnose.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(report, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
