@@ -14,8 +14,8 @@ from __future__ import annotations
 from ansible_collections.netboot.talos.plugins.module_utils.talos import config, yamlv3
 
 # Where the identity lives in each kind of document; "[]" walks a list, "*" every value of a mapping.
-# EXACT fields must stay as rendered; KEPT fields may gain entries (an extra accepted CA, a new
-# encryption key) but must keep every one the bundle put there.
+# EXACT fields must stay as rendered; KEPT fields (path, name shown) may gain entries (an extra
+# accepted CA, a new encryption key) but must keep every one the bundle put there.
 EXACT = {
     config.V1: (
         "machine.token", "machine.ca.crt", "machine.ca.key",
@@ -30,8 +30,8 @@ EXACT = {
     "KubeServiceAccountConfig": ("issuer.privateKey",),
 }
 KEPT = {
-    "KubeAPIServerCAConfig": ("acceptedCAs[]",),
-    "KubeEtcdEncryptionConfig": ("config.resources[].providers[].*.keys[].secret",),
+    "KubeAPIServerCAConfig": (("acceptedCAs[]", "acceptedCAs"),),
+    "KubeEtcdEncryptionConfig": (("config.resources[].providers[].*.keys[].secret", "config (its encryption keys)"),),
 }
 MESSAGE = (
     "changes the cluster's identity (%s): these come from the cluster's secrets bundle and must be the same"
@@ -69,18 +69,20 @@ def _values(documents, kind, path):
     return values
 
 
-def _field(kind, path):
-    return (path if kind == config.V1 else "%s.%s" % (kind, path)).replace("[]", "")
+def _field(kind, name):
+    return name if kind == config.V1 else "%s.%s" % (kind, name)
 
 
 def changed_fields(before, after):
     """The identity fields (e.g. cluster.id, KubeAPIServerCAConfig.issuingCA.key) that differ from before to after."""
     fields = []
-    for table, same in ((EXACT, lambda old, new: old == new), (KEPT, lambda old, new: all(item in new for item in old))):
-        for kind, paths in table.items():
-            for path in paths:
-                if not same(_values(before, kind, path), _values(after, kind, path)):
-                    fields.append(_field(kind, path))
+    for kind, paths in EXACT.items():
+        fields += [_field(kind, path) for path in paths if _values(before, kind, path) != _values(after, kind, path)]
+    for kind, paths in KEPT.items():
+        for path, name in paths:
+            kept = _values(after, kind, path)
+            if not all(value in kept for value in _values(before, kind, path)):
+                fields.append(_field(kind, name))
     return fields
 
 
