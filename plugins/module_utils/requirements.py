@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from ansible_collections.netboot.talos.plugins.module_utils import inventory
+
 BOOT_SERVER_GROUP = "boot_server"
 MATCHBOX_URL = "talos_matchbox_url"
 REQUIREMENTS = ("boot_server", "matchbox_url")
@@ -39,20 +41,18 @@ def check(require, boot_servers, matchbox_urls):
 
     boot_servers: the hosts of group boot_server; matchbox_urls: {boot server: its talos_matchbox_url
     (MISSING when unset)}, without the boot servers whose value could not be read (the caller reports
-    those). The same problem on several boot servers is one line naming them all.
+    those). The same mistake on many boot servers is said once, as the inventory's problems are.
     """
-    problems = []
+    lines = []
     if "boot_server" in require and not boot_servers:
-        problems.append(
+        lines.append(
             "%s: the inventory has no host in group '%s': this playbook sets up or publishes to the boot server "
             "(the host that runs matchbox, TFTP and DHCP for the nodes); add it to that group" % (BOOT_SERVER_GROUP, BOOT_SERVER_GROUP)
         )
+    problems = inventory._Problems()  # the inventory's own grouping of one mistake on many hosts
     if "matchbox_url" in require:
-        hosts_by_problem = {}
         for host in (host for host in boot_servers if host in matchbox_urls):
             problem = matchbox_url_problem(matchbox_urls[host])
             if problem:
-                hosts_by_problem.setdefault(problem, []).append(host)
-        for problem, hosts in hosts_by_problem.items():
-            problems.append("%s: %s: %s" % (", ".join(hosts), MATCHBOX_URL, problem))
-    return problems
+                problems.add(host, MATCHBOX_URL, problem)
+    return lines + problems.lines()
