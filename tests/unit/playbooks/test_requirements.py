@@ -148,3 +148,21 @@ def test_an_earlier_result_is_reused_only_when_it_checked_at_least_as_much(run_p
     run = run_playbook(plays, inventory=inventory(tmp_path))
     assert run.rc == 0, run.stdout
     assert [run.task(name)["result"]["reused"] for name, _, _ in tasks] == [reused for _, _, reused in tasks]
+
+
+@pytest.mark.parametrize("withdraw, reused", [(False, [False, True, False, True]), (True, [False, False, False, True])])
+def test_requirements_for_withdrawing_count_only_when_the_inventory_withdraws(run_playbook, tmp_path, withdraw, reused):
+    register = {"register": "talos_inventory"}
+    tasks = [
+        dict({"name": "plain", "netboot.talos.talos_inventory": {}}, **register),
+        {"name": "cluster.yml's wishes", "netboot.talos.talos_inventory": {"require_for_withdraw": ["boot_server", "matchbox_url"]}},
+        dict({"name": "cluster.yml's wishes, registered", "netboot.talos.talos_inventory": {
+            "require_for_withdraw": ["boot_server", "matchbox_url"], "reuse": ""}}, **register),
+        {"name": "again", "netboot.talos.talos_inventory": {"require_for_withdraw": ["boot_server", "matchbox_url"]}},
+    ]
+    plays = [{"name": "validate", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+    run = run_playbook(plays, inventory=inventory(tmp_path, cluster={"talos_config_withdraw": withdraw}))
+    assert run.rc == 0, run.stdout
+    assert [run.task(t["name"])["result"]["reused"] for t in tasks] == reused
+    expected = ["boot_server", "matchbox_url"] if withdraw else []
+    assert run.task("cluster.yml's wishes, registered")["result"]["checked"]["require"] == expected
