@@ -22,6 +22,11 @@ def typed(kind, body):
     return "apiVersion: v1alpha1\nkind: %s\n%s" % (kind, body)
 
 
+def v114(host, kind, body, fields):
+    """A 1.14 case: one typed document patched on one host through talos_patches."""
+    return ("v1.14.0", "talos_patches", host, [typed(kind, body)], host, "talos_patches[0]", fields)
+
+
 # name: (Talos version, variable, where it is set (host or "all"), patches, host, expected variable, fields)
 CASES = {
     "cluster id on one node": ("v1.11.5", "talos_patches", "kube01", [{"cluster": {"id": B64}}], "kube01", "talos_patches[0]", "cluster.id"),
@@ -54,29 +59,15 @@ CASES = {
         "v1.11.5", "talos_patches", "kube01", [{"cluster": {"aescbcEncryptionSecret": B64}}], "kube01", "talos_patches[0]",
         "cluster.aescbcEncryptionSecret",
     ),
-    "1.14 cluster id and secret": (
-        "v1.14.0", "talos_patches", "kube01", [typed("DiscoveryIdentityConfig", "clusterID: x\nclusterSecret: y\n")], "kube01",
-        "talos_patches[0]", "DiscoveryIdentityConfig.clusterID, DiscoveryIdentityConfig.clusterSecret",
+    "1.14 cluster id and secret": v114(
+        "kube01", "DiscoveryIdentityConfig", "clusterID: x\nclusterSecret: y\n", "DiscoveryIdentityConfig.clusterID, DiscoveryIdentityConfig.clusterSecret"
     ),
-    "1.14 Kubernetes CA of a control plane": (
-        "v1.14.0", "talos_patches", "kube01", [typed("KubeAPIServerCAConfig", "issuingCA:\n  key: x\n")], "kube01",
-        "talos_patches[0]", "KubeAPIServerCAConfig.issuingCA.key",
-    ),
-    "1.14 worker's accepted Kubernetes CA deleted": (
-        "v1.14.0", "talos_patches", "kube02", [typed("KubeAPIServerCAConfig", "$patch: delete\n")], "kube02",
-        "talos_patches[0]", "KubeAPIServerCAConfig.acceptedCAs",
-    ),
-    "1.14 aggregator CA": (
-        "v1.14.0", "talos_patches", "kube01", [typed("KubeAggregatorCAConfig", "issuingCA:\n  cert: x\n")], "kube01",
-        "talos_patches[0]", "KubeAggregatorCAConfig.issuingCA.cert",
-    ),
-    "1.14 service-account key": (
-        "v1.14.0", "talos_patches", "kube01", [typed("KubeServiceAccountConfig", "issuer:\n  privateKey: x\n")], "kube01",
-        "talos_patches[0]", "KubeServiceAccountConfig.issuer.privateKey",
-    ),
-    "1.14 encryption keys deleted": (
-        "v1.14.0", "talos_patches", "kube01", [typed("KubeEtcdEncryptionConfig", "$patch: delete\n")], "kube01",
-        "talos_patches[0]", "KubeEtcdEncryptionConfig.config (its encryption keys)",
+    "1.14 Kubernetes CA of a control plane": v114("kube01", "KubeAPIServerCAConfig", "issuingCA:\n  key: x\n", "KubeAPIServerCAConfig.issuingCA.key"),
+    "1.14 worker's accepted Kubernetes CA deleted": v114("kube02", "KubeAPIServerCAConfig", "$patch: delete\n", "KubeAPIServerCAConfig.acceptedCAs"),
+    "1.14 aggregator CA": v114("kube01", "KubeAggregatorCAConfig", "issuingCA:\n  cert: x\n", "KubeAggregatorCAConfig.issuingCA.cert"),
+    "1.14 service-account key": v114("kube01", "KubeServiceAccountConfig", "issuer:\n  privateKey: x\n", "KubeServiceAccountConfig.issuer.privateKey"),
+    "1.14 encryption keys deleted": v114(
+        "kube01", "KubeEtcdEncryptionConfig", "$patch: delete\n", "KubeEtcdEncryptionConfig.config (its encryption keys)"
     ),
 }
 
