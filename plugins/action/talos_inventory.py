@@ -13,8 +13,8 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
 try:
-    from ansible_collections.netboot.talos.plugins.module_utils import inventory
-    from ansible_collections.netboot.talos.plugins.module_utils.talos import config, secrets
+    from ansible_collections.netboot.talos.plugins.module_utils import inventory, requirements
+    from ansible_collections.netboot.talos.plugins.module_utils.talos import identity, secrets
 except ImportError as exc:  # netaddr, PyYAML or cryptography missing on the controller
     IMPORT_ERROR = exc
 else:
@@ -23,8 +23,46 @@ else:
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("group", "clusters_dir", "trial_render"))
+    _VALID_ARGS = frozenset(("group", "clusters_dir", "trial_render", "require", "require_for_withdraw", "reuse"))
     _supports_check_mode = True
+
+    @staticmethod
+    def _names(args, option):
+        names = args.get(option) or []
+        if isinstance(names, str):
+            names = [names]
+        unknown = sorted(set(names) - set(requirements.REQUIREMENTS))
+        if unknown:
+            raise AnsibleError("talos_inventory: %s: unknown %s (known: %s)" % (option, ", ".join(unknown), ", ".join(requirements.REQUIREMENTS)))
+        return sorted(set(names))
+
+    @staticmethod
+    def _reusable(previous, checked, require_for_withdraw):
+        """Whether previous, an earlier talos_inventory result of this run, covers what this task checks."""
+        if not isinstance(previous, dict) or previous.get("failed") or not isinstance(previous.get("checked"), dict):
+            return False
+        done = previous["checked"]
+        wanted = set(checked["require"])
+        if (previous.get("cluster") or {}).get("withdraw_configs"):
+            wanted.update(require_for_withdraw)
+        return (
+            done.get("group") == checked["group"]
+            and done.get("clusters_dir") == checked["clusters_dir"]
+            and (done.get("trial_render") or not checked["trial_render"])
+            and wanted <= set(done.get("require") or [])
+        )
+
+    @staticmethod
+    def _requirement_problems(require, groups, hostvars):
+        boot_servers = list(groups.get(requirements.BOOT_SERVER_GROUP, []))
+        urls, problems = {}, []
+        if "matchbox_url" in require:
+            for host in boot_servers:
+                try:
+                    urls[host] = hostvars[host].get(requirements.MATCHBOX_URL, requirements.MISSING)
+                except AnsibleError as exc:
+                    problems.append("%s: %s: cannot be templated: %s" % (host, requirements.MATCHBOX_URL, to_native(exc.message)))
+        return problems + requirements.check(require, boot_servers, urls)
 
     def run(self, tmp=None, task_vars=None):
         if IMPORT_ERROR:
@@ -35,6 +73,13 @@ class ActionModule(ActionBase):
         clusters_dir = args.get("clusters_dir") or task_vars.get("talos_clusters_dir") or os.path.join(os.getcwd(), "clusters")
         groups = task_vars.get("groups", {})
         hostvars = task_vars["hostvars"]
+        require, require_for_withdraw = self._names(args, "require"), self._names(args, "require_for_withdraw")
+        checked = {"group": group, "clusters_dir": clusters_dir, "trial_render": bool(args.get("trial_render", True)), "require": require}
+        reuse = args.get("reuse", "talos_inventory")
+        if reuse and self._reusable(task_vars.get(reuse), checked, require_for_withdraw):
+            previous = task_vars[reuse]
+            result.update(changed=False, reused=True, cluster=previous["cluster"], nodes=previous["nodes"], checked=previous["checked"])
+            return result
 
         hosts, problems = {}, []
         for host in groups.get(group, []):
@@ -58,13 +103,22 @@ class ActionModule(ActionBase):
 
         render = None
         if args.get("trial_render", True):
-            render = functools.partial(config.render, secrets.placeholder_bundle())
+            render = functools.partial(identity.render, secrets.placeholder_bundle())
+        unmet = self._requirement_problems(require, groups, hostvars)
         try:
             if problems:
                 raise inventory.InventoryError(problems)
             cluster, nodes = inventory.build_nodes(hosts, memberships, clusters_dir, render)
         except inventory.InventoryError as exc:
+            unmet = exc.problems + unmet
+        else:
+            if cluster["withdraw_configs"]:
+                unmet += self._requirement_problems(sorted(set(require_for_withdraw) - set(require)), groups, hostvars)
+        if unmet:
+            exc = inventory.InventoryError(unmet)
             result.update(failed=True, msg=str(exc), problems=exc.problems)
             return result
-        result.update(changed=False, cluster=cluster, nodes=nodes)
+        if cluster["withdraw_configs"]:
+            checked["require"] = sorted(set(require) | set(require_for_withdraw))
+        result.update(changed=False, reused=False, cluster=cluster, nodes=nodes, checked=checked)
         return result

@@ -16,7 +16,13 @@ description:
   - Checks them all at once - MACs (normalised, unique), IPs (valid, unique, inside C(talos_network)),
     hostnames (valid, unique), role, install disk or selector, cluster endpoint (https URL with a port),
     Talos version (1.9 to 1.14), settings that must agree across nodes, and config patches, which are
-    applied in a trial render so that a patch Talos would reject fails here.
+    applied in a trial render so that a patch Talos would reject fails here, as does a patch that
+    changes the cluster's identity (cluster id or secret, a CA, a token, the encryption secret, the
+    service-account key), which come from the secrets bundle; a node with others cannot join.
+  - Checks what the playbook needs besides the nodes (O(require), O(require_for_withdraw)), in the
+    same run, so that a playbook fails at its first task instead of after writing secrets and configs.
+  - Validates once per run - with O(reuse), a result that an earlier task of the same
+    ansible-playbook run registered is returned again when it checked at least as much.
   - Fails with one line per problem, each naming the host and the variable, before anything is written.
   - Runs on the controller only and changes nothing.
 extends_documentation_fragment:
@@ -37,6 +43,34 @@ options:
     description: Render every node with stand-in secrets to catch patches Talos would reject.
     type: bool
     default: true
+  require:
+    description:
+      - What the playbook needs besides valid nodes, checked before anything is written.
+      - C(boot_server) - a host in group C(boot_server).
+      - C(matchbox_url) - C(talos_matchbox_url) of every boot server is an http(s) URL with a host
+        (where the nodes reach matchbox); one line names every boot server with the same problem.
+    type: list
+    elements: str
+    choices: [boot_server, matchbox_url]
+    default: []
+  require_for_withdraw:
+    description:
+      - Further requirements that hold only when the inventory withdraws served configs
+        (C(talos_config_withdraw) with C(http) delivery), for a playbook that then publishes to the
+        boot server. Same choices as O(require).
+    type: list
+    elements: str
+    choices: [boot_server, matchbox_url]
+    default: []
+  reuse:
+    description:
+      - Name of a variable that may hold the result of an earlier talos_inventory task of this run
+        (site.yml registers C(talos_inventory) at its start). When it validated the same O(group) and
+        O(clusters_dir), rendered if O(trial_render) is on, and checked every requirement of this task,
+        it is returned as it is (RV(reused)) instead of reading every host again.
+      - An empty string validates always.
+    type: str
+    default: talos_inventory
 attributes:
   check_mode:
     support: full
@@ -51,6 +85,11 @@ EXAMPLES = r"""
 - name: Validate the inventory
   netboot.talos.talos_inventory:
   register: talos_inventory
+
+- name: Validate for a playbook that sets up the boot server (reuses the result above)
+  netboot.talos.talos_inventory:
+    require: [boot_server, matchbox_url]
+  register: boot_server_inventory
 
 - name: Show each node's normalised MAC
   ansible.builtin.debug:
@@ -87,6 +126,19 @@ nodes:
     schematic: {description: Image Factory schematic ID of the node's boot assets and installer., type: str}
     pxe_kernel_args: {description: Extra kernel arguments for the network boot., type: list, elements: str}
     config: {description: Node spec for M(netboot.talos.talos_machine_config)., type: dict}
+checked:
+  description: What this result was validated for; O(reuse) compares it with a later task's wishes.
+  returned: success
+  type: dict
+  contains:
+    group: {description: O(group)., type: str}
+    clusters_dir: {description: O(clusters_dir) as resolved., type: str}
+    trial_render: {description: O(trial_render)., type: bool}
+    require: {description: "The requirements checked, O(require_for_withdraw) included when it applied.", type: list, elements: str}
+reused:
+  description: The result is that of an earlier task of the run (O(reuse)); nothing was read again.
+  returned: success
+  type: bool
 problems:
   description: "One line per problem: the host, the variable and what is wrong."
   returned: failure

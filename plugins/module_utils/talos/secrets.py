@@ -30,6 +30,16 @@ CERTIFICATE_AUTHORITIES = (
     ("os", "talos", pki.ED25519),
 )
 CERT_ORDER = ("etcd", "k8s", "k8saggregator", "k8sserviceaccount", "os")
+# The subjects (RFC 4514) a CA of each role may have: talosctl's, then kubeadm's, which
+# `talosctl gen secrets --from-kubernetes-pki` imports. Each role's differ from every other role's,
+# so CA pairs swapped between roles are caught.
+CA_SUBJECTS = {
+    "etcd": ("O=etcd", "CN=etcd-ca"),
+    "k8s": ("O=kubernetes", "CN=kubernetes"),
+    "k8saggregator": ("", "CN=front-proxy-ca"),
+    "os": ("O=talos",),
+}
+CA_TITLES = {"etcd": "etcd CA", "k8s": "Kubernetes CA", "k8saggregator": "aggregator (front-proxy) CA", "os": "Talos API CA"}
 # yaml.v3 writes struct fields in declaration order: Secrets has AESCBC before Secretbox.
 ENCRYPTION_SECRETS = ("aescbcencryptionsecret", "secretboxencryptionsecret")
 REDACTED = "******"
@@ -170,9 +180,30 @@ def _check_authority(certs, name, problems):
             problems.append("certs.%s.crt: %s" % (name, exc))
     if certificate is not None and not pki.is_ca(certificate):
         problems.append("certs.%s.crt: is not a CA certificate" % name)
+    elif certificate is not None:
+        _check_subject(name, certificate.subject.rfc4514_string(), problems)
     private_key = _check_key(entry.get("key"), "certs.%s.key" % name, problems)
     if certificate is not None and private_key is not None and not pki.key_matches(certificate, private_key):
         problems.append("certs.%s: key does not match certificate" % name)
+
+
+def _subjects(name):
+    return " or ".join("subject " + subject if subject else "empty subject" for subject in CA_SUBJECTS[name])
+
+
+def _check_subject(name, subject, problems):
+    """A CA must have its role's subject; Talos would accept CA pairs swapped between roles."""
+    if subject in CA_SUBJECTS[name]:
+        return
+    owner = next((other for other, subjects in CA_SUBJECTS.items() if subject in subjects), None)
+    shown = "subject " + subject if subject else "empty subject"
+    if owner:
+        problems.append(
+            "certs.%s.crt: is the %s (%s), not the %s (%s); it belongs in certs.%s: are the CA pairs swapped?"
+            % (name, CA_TITLES[owner], shown, CA_TITLES[name], _subjects(name), owner)
+        )
+    else:
+        problems.append("certs.%s.crt: has the %s; talosctl gives the %s the %s" % (name, shown, CA_TITLES[name], _subjects(name)))
 
 
 def _check_secret(value, where, problems):

@@ -11,8 +11,9 @@ import re
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from ansible_collections.netboot.talos.plugins.module_utils.talos import pki, secrets
 
@@ -254,3 +255,69 @@ def test_placeholder_bundle_has_the_real_shape_and_needs_no_crypto(monkeypatch, 
         for value in pair.values():
             assert base64.b64decode(value, validate=True).startswith(b"-----BEGIN ")
     assert TOKEN.match(placeholder["secrets"]["bootstraptoken"]) and TOKEN.match(placeholder["trustdinfo"]["token"])
+
+
+def swapped(bundle, one, other):
+    broken = copy.deepcopy(bundle)
+    broken["certs"][one], broken["certs"][other] = broken["certs"][other], broken["certs"][one]
+    return broken
+
+
+@pytest.mark.parametrize("one, other", [(a, b) for a in sorted(CAS) for b in sorted(CAS) if a < b])
+def test_ca_pairs_swapped_between_roles_are_refused_naming_both_fields(golden_text, one, other):
+    golden = yaml.safe_load(golden_text)
+    broken = swapped(golden, one, other)
+    assert all(pki.key_matches(*secrets_pair(broken, name)) for name in (one, other)), "each pair must stay consistent"
+    problems = secrets.validate(broken)
+    for name, owner in ((one, other), (other, one)):
+        expected = "certs.%s.crt: is the " % name
+        line = next((p for p in problems if p.startswith(expected)), None)
+        assert line is not None, problems
+        assert "it belongs in certs.%s" % owner in line
+        assert (CAS[owner][0] or "empty subject") in line
+    assert len(problems) == 2, problems
+
+
+def secrets_pair(bundle, name):
+    pair = bundle["certs"][name]
+    return x509.load_pem_x509_certificate(pem(pair["crt"])), pki.load_key(pem(pair["key"]))
+
+
+def ca_with_subject(name, subject):
+    """A CA pair for role name with a given subject: organisation O=... or common name CN=..."""
+    kind = pki.ED25519 if name == "os" else pki.ECDSA
+    key = pki.generate_key(kind)
+    attribute, _, value = subject.partition("=")
+    oid = {"O": NameOID.ORGANIZATION_NAME, "CN": NameOID.COMMON_NAME}[attribute]
+    subject_name = x509.Name([x509.NameAttribute(oid, value)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject_name).issuer_name(subject_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, None if kind == pki.ED25519 else hashes.SHA256())
+    )
+    return {"crt": base64.b64encode(pki.certificate_pem(certificate)).decode(), "key": base64.b64encode(pki.key_pem(key)).decode()}
+
+
+SUBJECTS = {
+    # (role, subject): the problem, or None when the bundle is usable
+    ("k8s", "CN=kubernetes"): None,  # kubeadm's CAs, as talosctl gen secrets --from-kubernetes-pki imports them
+    ("etcd", "CN=etcd-ca"): None,
+    ("k8saggregator", "CN=front-proxy-ca"): None,
+    ("k8saggregator", "CN=front-proxy"): "certs.k8saggregator.crt: has the subject CN=front-proxy; talosctl gives the aggregator (front-proxy) CA the empty subject or subject CN=front-proxy-ca",
+    ("os", "O=kubernetes"): "certs.os.crt: is the Kubernetes CA (subject O=kubernetes), not the Talos API CA (subject O=talos); it belongs in certs.k8s",
+    ("etcd", "O=acme"): "certs.etcd.crt: has the subject O=acme; talosctl gives the etcd CA the subject O=etcd or subject CN=etcd-ca",
+}
+
+
+@pytest.mark.parametrize("name, subject", sorted(SUBJECTS))
+def test_each_ca_needs_the_subject_of_its_role(golden_text, name, subject):
+    bundle = yaml.safe_load(golden_text)
+    bundle["certs"][name] = ca_with_subject(name, subject)
+    problems = secrets.validate(bundle)
+    expected = SUBJECTS[(name, subject)]
+    if expected is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problems[0].startswith(expected), problems
