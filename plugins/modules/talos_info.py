@@ -93,6 +93,7 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netboot.talos.plugins.module_utils import progress
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 
@@ -127,15 +128,9 @@ def main():
     nodes, summary, missing = {}, [], []
     for node in params["nodes"]:
         entry = results[node]
-        stage = entry["stage"]
-        entry["stage_text"] = client.STAGE_TEXT.get(stage, "error: %s" % entry["error"])
+        entry["stage_text"] = progress.stage_text(entry)
         nodes[node] = entry
-        line = "%s: %s" % (node, entry["stage_text"])
-        if entry["version"]:
-            line += " " + entry["version"]
-        if entry["reached"] and params["wait_for"] != "none":
-            line += " after %.1fs" % entry["seconds"]
-        summary.append(line)
+        summary.append(progress.summary_line(node, entry, params["wait_for"] != "none"))
         if not entry["reached"]:
             missing.append(node)
     if missing and params["fail_on_timeout"]:

@@ -247,7 +247,7 @@ def test_kubernetes_nodes_waits_for_ready_and_prints_the_table(cluster, run_play
         task("talos_kubeconfig", talosconfig=str(cluster.talosconfig), node=CP, dest=str(dest)),
         task("kubernetes_nodes", "not ready yet", kubeconfig=str(dest), names=["cp1"], timeout=1),
     ]))
-    assert "cp1 NotReady" in run.task("not ready yet")["result"]["msg"]
+    assert "cp1 registered (NotReady)" in run.task("not ready yet")["result"]["msg"]
 
     def bootstrap_later():
         time.sleep(1.5)
