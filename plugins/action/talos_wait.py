@@ -67,7 +67,7 @@ def problems_of(args):
     if not 0 < args["interval"] <= 1:
         problems.append("interval: must be more than 0 and at most 1 second")
     if args["configs_dir"]:
-        absent = [name for name in names if not os.path.isfile(config_path(args, name))]
+        absent = [name for name in dict.fromkeys(names) if not os.path.isfile(config_path(args, name))]
         if absent:
             problems.append("configs_dir: no config for %s in %s" % (", ".join(absent), args["configs_dir"]))
     return problems
