@@ -16,6 +16,10 @@ description:
     O(timeout) passes, and fails naming every node that did not, with the last stage it saw.
   - Only reads. A node that answers but refuses the client (wrong CA, missing role) is reported as
     C(error) with the reason and is not polled again.
+  - Through an O(endpoint), an error the endpoint's apid relays for a node (in the reply's
+    metadata, e.g. it cannot dial the node) is reported as C(error) in those words, not as C(down);
+    when it says the node cannot be reached, the node keeps being polled, as it may still boot.
+  - M(netboot.talos.talos_wait) waits the same way and prints each node's progress as it happens.
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api

@@ -23,8 +23,8 @@ description:
     maintenance mode as soon as it answers there, while the others may still be booting.
   - Kubernetes stages (O(wait_for=ready)) - not registered, registered, Ready - read from the API
     server of O(kubeconfig) as M(netboot.talos.kubernetes_nodes) does; returns the node table.
-  - With O(return_after) the wait ends as soon as those nodes reached the stage, so a
-    bootstrap can go out while the other nodes still boot.
+  - With O(return_after) the wait ends as soon as those nodes reached the stage, and O(bootstrap)
+    bootstraps etcd on a control plane the moment it is up, while the other nodes still boot.
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
@@ -69,6 +69,16 @@ options:
     type: list
     elements: str
     default: []
+  bootstrap:
+    description:
+      - Name of the control plane to bootstrap etcd on as soon as it is configured and up, from
+        within the wait (no task in between); skipped when etcd already has members. Only with
+        O(wait_for=up).
+    type: str
+  bootstrap_timeout:
+    description: Seconds to keep retrying the bootstrap while the node answers that it is not ready yet.
+    type: float
+    default: 600
   timeout:
     description: Seconds to wait in total.
     type: float
@@ -93,7 +103,7 @@ attributes:
     support: none
   idempotent:
     support: full
-    details: Changes something only when it applies a config to a node in maintenance mode.
+    details: Changes something only when it applies a config to a node in maintenance mode or bootstraps etcd.
 """
 
 EXAMPLES = r"""
@@ -106,6 +116,7 @@ EXAMPLES = r"""
     wait_for: up
     configs_dir: clusters/home/nodes
     return_after: [kube01]
+    bootstrap: kube01
 
 - name: Wait until every node is Ready
   netboot.talos.talos_wait:
@@ -133,6 +144,10 @@ applied:
   returned: when O(wait_for) is not C(ready)
   type: list
   elements: str
+bootstrap:
+  description: With O(bootstrap) - C(node), C(changed), C(reason) (e.g. C(etcd already has members (cp1))) and C(attempts).
+  returned: when O(wait_for) is not C(ready)
+  type: dict
 failed_nodes:
   description: Names of the nodes that did not get there in time.
   returned: always

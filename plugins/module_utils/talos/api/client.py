@@ -47,7 +47,6 @@ except ImportError:
 
 API_PORT = 50000
 CONNECT_TIMEOUT = 5.0
-MAINTENANCE_MESSAGE = "API is not implemented in maintenance mode"
 
 # gRPC status codes (google.rpc.Code)
 INVALID_ARGUMENT, ALREADY_EXISTS, PERMISSION_DENIED = 3, 6, 7
@@ -516,7 +515,7 @@ async def wait_for_stage(connector, nodes, wanted, timeout, interval=0.5, probe_
     results = {node: _new_entry() for node in nodes}
 
     def reached(entry):
-        entry.update(reached=True, seconds=round(time.monotonic() - start, 2), reached_at=time.time())
+        entry.update(reached=True, seconds=entry["history"][-1][0], reached_at=time.time())
 
     async def watch(node):
         entry = results[node]
@@ -547,14 +546,13 @@ async def wait_for_stage(connector, nodes, wanted, timeout, interval=0.5, probe_
             on_tick(round(time.monotonic() - start, 2), results)
 
     watchers = {node: asyncio.ensure_future(watch(node)) for node in nodes}
-    ticker = asyncio.ensure_future(tick()) if on_tick is not None else None
+    tasks = list(watchers.values()) + ([asyncio.ensure_future(tick())] if on_tick is not None else [])
     try:
         await asyncio.gather(*(watchers[node] for node in (enough or nodes)))
     finally:
-        for task in list(watchers.values()) + [ticker]:
-            if task is not None and not task.done():
-                task.cancel()
-        await asyncio.gather(*(t for t in list(watchers.values()) + [ticker] if t is not None), return_exceptions=True)
+        for task in tasks:
+            task.cancel()  # the nodes not needed any more, and the ticker
+        await asyncio.gather(*tasks, return_exceptions=True)
     return results
 
 
