@@ -78,7 +78,6 @@ seconds:
   type: float
 """
 
-import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -107,34 +106,18 @@ def main():
         module.fail_json(msg=missing_required_lib("requests"))
     params = module.params
     try:
-        with open(params["kubeconfig"], "rb") as handle:
-            api = kubernetes.KubeClient(handle.read())
-    except (OSError, kubernetes.KubeconfigError) as exc:
-        module.fail_json(msg="kubeconfig: %s: %s" % (params["kubeconfig"], exc))
-    start = time.monotonic()
-    rows, last_error = [], None
+        api = kubernetes.client_from_file(params["kubeconfig"])
+    except kubernetes.KubeconfigError as exc:
+        module.fail_json(msg=str(exc))
     try:
-        while True:
-            try:
-                rows = [kubernetes.summarize(item) for item in api.get("/api/v1/nodes").get("items", [])]
-                last_error = None
-            except Exception as exc:  # requests' connection, TLS and HTTP errors: retried until the timeout
-                last_error = "%s: %s" % (type(exc).__name__, exc)
-            ready = {row["name"] for row in rows if row["status"] == "Ready"}
-            waiting = [name for name in params["names"] if name not in ready]
-            if not waiting and last_error is None:
-                break
-            if time.monotonic() - start >= params["timeout"]:
-                status = {row["name"]: row["status"] for row in rows}
-                detail = ", ".join("%s %s" % (n, status.get(n, "not registered")) for n in waiting)
-                if last_error:
-                    detail += "; last error from %s: %s" % (api.server, last_error)
-                module.fail_json(msg="nodes not Ready after %ss: %s" % (params["timeout"], detail),
-                                 nodes=rows, table=kubernetes.table(rows))
-            time.sleep(params["interval"])
+        outcome = kubernetes.wait_ready(api, params["names"], params["timeout"], params["interval"])
     finally:
         api.close()
-    module.exit_json(changed=False, nodes=rows, table=kubernetes.table(rows), seconds=round(time.monotonic() - start, 2))
+    rows = outcome["rows"]
+    if not outcome["ready"]:
+        module.fail_json(msg=kubernetes.not_ready_message(outcome, params["timeout"], api.server),
+                         nodes=rows, table=kubernetes.table(rows))
+    module.exit_json(changed=False, nodes=rows, table=kubernetes.table(rows), seconds=outcome["seconds"])
 
 
 if __name__ == "__main__":

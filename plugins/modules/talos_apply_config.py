@@ -40,7 +40,10 @@ options:
     description: SPKI SHA-256 fingerprint (base64) of the maintenance-mode certificate, as the node's console prints it.
     type: str
   mode:
-    description: Apply mode; maintenance mode accepts only C(auto), C(reboot) and C(try).
+    description:
+      - Apply mode; maintenance mode accepts only C(auto), C(reboot) and C(try). Other modes fail
+        there with Talos's refusal, e.g. C(apply configuration --mode='staged' is not supported in
+        maintenance mode) (error C(MaintenanceMode)).
     type: str
     choices: [auto, no_reboot, reboot, staged, try]
     default: auto

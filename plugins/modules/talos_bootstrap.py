@@ -72,18 +72,6 @@ from ansible_collections.netboot.talos.plugins.module_utils.talos.api import cli
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 
 
-async def members_or_none(target):
-    """The etcd member names, or None when they cannot be read (etcd not running yet)."""
-    try:
-        return [m["hostname"] for m in await client.etcd_members(target)]
-    except (client.FailedPrecondition, client.Unavailable):
-        return None
-    except client.TalosApiError as exc:
-        if isinstance(exc, (client.TlsError, client.PermissionDenied, client.MaintenanceMode)):
-            raise
-        return None
-
-
 def main():
     module = AnsibleModule(
         argument_spec=api.argument_spec(
@@ -98,16 +86,9 @@ def main():
     target = connector.secure(params["node"])
     result = dict(node=params["node"], attempts=0)
     try:
-        members = client.run(members_or_none(target))
-        if members:
-            module.exit_json(changed=False, reason="etcd already has members (%s)" % ", ".join(members), **result)
-        if module.check_mode:
-            module.exit_json(changed=True, reason="etcd has no members yet; would bootstrap", **result)
-        try:
-            _response, attempts = client.run(client.retry(lambda: client.bootstrap(target), params["timeout"], params["interval"]))
-        except client.AlreadyExists as exc:
-            module.exit_json(changed=False, reason="already bootstrapped: %s" % exc.detail, attempts=1, node=params["node"])
-        module.exit_json(changed=True, reason="bootstrapped", attempts=attempts, node=params["node"])
+        changed, reason, attempts = client.run(client.bootstrap_once(target, params["timeout"], params["interval"],
+                                                                    check=module.check_mode))
+        module.exit_json(changed=changed, reason=reason, node=params["node"], attempts=attempts)
     except client.TalosApiError as exc:
         api.fail(module, exc, **result)
 

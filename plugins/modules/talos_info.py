@@ -16,6 +16,10 @@ description:
     O(timeout) passes, and fails naming every node that did not, with the last stage it saw.
   - Only reads. A node that answers but refuses the client (wrong CA, missing role) is reported as
     C(error) with the reason and is not polled again.
+  - Through an O(endpoint), an error the endpoint's apid relays for a node (in the reply's
+    metadata, e.g. it cannot dial the node) is reported as C(error) in those words, not as C(down);
+    when it says the node cannot be reached, the node keeps being polled, as it may still boot.
+  - M(netboot.talos.talos_wait) waits the same way and prints each node's progress as it happens.
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
@@ -93,6 +97,7 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netboot.talos.plugins.module_utils import progress
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 
@@ -127,15 +132,9 @@ def main():
     nodes, summary, missing = {}, [], []
     for node in params["nodes"]:
         entry = results[node]
-        stage = entry["stage"]
-        entry["stage_text"] = client.STAGE_TEXT.get(stage, "error: %s" % entry["error"])
+        entry["stage_text"] = progress.stage_text(entry)
         nodes[node] = entry
-        line = "%s: %s" % (node, entry["stage_text"])
-        if entry["version"]:
-            line += " " + entry["version"]
-        if entry["reached"] and params["wait_for"] != "none":
-            line += " after %.1fs" % entry["seconds"]
-        summary.append(line)
+        summary.append(progress.summary_line(node, entry, params["wait_for"] != "none"))
         if not entry["reached"]:
             missing.append(node)
     if missing and params["fail_on_timeout"]:

@@ -47,7 +47,6 @@ except ImportError:
 
 API_PORT = 50000
 CONNECT_TIMEOUT = 5.0
-MAINTENANCE_MESSAGE = "API is not implemented in maintenance mode"
 
 # gRPC status codes (google.rpc.Code)
 INVALID_ARGUMENT, ALREADY_EXISTS, PERMISSION_DENIED = 3, 6, 7
@@ -56,16 +55,21 @@ DEADLINE_EXCEEDED = 4
 
 
 class TalosApiError(Exception):
-    """A call to one node failed; str() names the node and what went wrong."""
+    """A call to one node failed; str() names the node and what went wrong.
+
+    via is the endpoint whose apid answered for the node (the error came in the reply's metadata).
+    """
 
     code = None
 
-    def __init__(self, node, message, code=None):
+    def __init__(self, node, message, code=None, via=None):
         self.node = node
         self.detail = message
+        self.via = via
         if code is not None:
             self.code = code
-        super().__init__("node %s: %s" % (node, message))
+        where = "node %s (through endpoint %s)" % (node, via) if via else "node %s" % node
+        super().__init__("%s: %s" % (where, message))
 
 
 class Unavailable(TalosApiError):
@@ -91,7 +95,7 @@ class PermissionDenied(TalosApiError):
 
 
 class MaintenanceMode(TalosApiError):
-    """UNIMPLEMENTED: the node runs in maintenance mode (no config yet) and offers no such call."""
+    """UNIMPLEMENTED: the node runs in maintenance mode (no config yet) and offers no such call or option."""
 
     code = UNIMPLEMENTED
 
@@ -109,17 +113,27 @@ ERRORS_BY_CODE = {
 }
 
 
-def error_for(node, code, message):
-    """The exception for a gRPC status code."""
+def error_for(node, code, message, via=None):
+    """The exception for a gRPC status code (via: the endpoint that relayed it in the reply's metadata)."""
     code = int(code)
-    if code == UNIMPLEMENTED and MAINTENANCE_MESSAGE not in message:
-        return TalosApiError(node, "not implemented by this Talos version: %s" % message, code)
+    # Maintenance mode refuses some calls and options in its own words ("apply configuration
+    # --mode='staged' is not supported in maintenance mode"): those are not a missing API.
+    if code == UNIMPLEMENTED and "maintenance mode" not in message:
+        return TalosApiError(node, "not implemented by this Talos version: %s" % message, code, via=via)
     if code == PERMISSION_DENIED:
         message += " (the client certificate's role, its O=, must be os:admin)"
     if code == UNAUTHENTICATED:
         message += " (the node did not accept the client certificate)"
     cls = ERRORS_BY_CODE.get(code, TalosApiError)
-    return cls(node, message, code)
+    return cls(node, message, code, via=via)
+
+
+def raise_metadata_error(message, node, via):
+    """apid through an endpoint answers OK and puts a node's failure in the message's metadata."""
+    meta = message.get("metadata") or {}
+    if meta.get("error"):
+        status = meta.get("status") or {}
+        raise error_for(meta.get("hostname") or node, status.get("code") or 2, meta["error"], via=via)
 
 
 # ---------------------------------------------------------------- credentials and TLS contexts
@@ -260,6 +274,7 @@ class Target:
         self.pin = pin
         # Through another endpoint the apid there proxies to the node (one-to-many, wrapped errors).
         self.proxied = endpoint is not None and split_endpoint(endpoint, port)[0] != self.node
+        self.via = "%s:%d" % (self.host, self.port) if self.proxied else None
 
 
 async def call(target, method, request=None, timeout=30.0):
@@ -299,10 +314,7 @@ async def call(target, method, request=None, timeout=30.0):
         return replies
     messages = replies[0]["messages"] if replies else []
     for message in messages:
-        meta = message.get("metadata") or {}
-        if meta.get("error"):
-            status = meta.get("status") or {}
-            raise error_for(meta.get("hostname") or node, status.get("code") or 2, meta["error"])
+        raise_metadata_error(message, node, target.via)
     return messages
 
 
@@ -325,13 +337,37 @@ async def bootstrap(target, timeout=30.0):
     await call(target, m.MACHINE + "Bootstrap", {}, timeout=timeout)
 
 
+async def etcd_member_names(target):
+    """The etcd member names, or None when they cannot be read (etcd not running yet)."""
+    try:
+        return [member["hostname"] for member in await etcd_members(target)]
+    except (FailedPrecondition, Unavailable):
+        return None
+    except TalosApiError as exc:
+        if isinstance(exc, (TlsError, PermissionDenied, MaintenanceMode)):
+            raise
+        return None
+
+
+async def bootstrap_once(target, timeout, interval=2.0, check=False):
+    """Bootstrap etcd unless it has members, retrying while the node is not ready: (changed, reason, attempts)."""
+    members = await etcd_member_names(target)
+    if members:
+        return False, "etcd already has members (%s)" % ", ".join(members), 0
+    if check:
+        return True, "etcd has no members yet; would bootstrap", 0
+    try:
+        _response, attempts = await retry(lambda: bootstrap(target), timeout, interval)
+    except AlreadyExists as exc:
+        return False, "already bootstrapped: %s" % exc.detail, 1
+    return True, "bootstrapped", attempts
+
+
 async def kubeconfig(target, timeout=60.0):
     """The admin kubeconfig (bytes) from the tar.gz stream of a control-plane node."""
     chunks = []
     for data in await call(target, m.MACHINE + "Kubeconfig", timeout=timeout):
-        meta = data.get("metadata") or {}
-        if meta.get("error"):
-            raise error_for(meta.get("hostname") or target.node, (meta.get("status") or {}).get("code") or 2, meta["error"])
+        raise_metadata_error(data, target.node, target.via)
         chunks.append(data["bytes"])
     return extract_kubeconfig(target.node, b"".join(chunks))
 
@@ -382,7 +418,7 @@ async def disks(target, timeout=10.0):
 
 # ---------------------------------------------------------------- stages
 
-DOWN, MAINTENANCE, UP = "down", "maintenance", "up"
+DOWN, MAINTENANCE, UP, ERROR = "down", "maintenance", "up", "error"
 ERROR_REPEATS = 3
 STAGE_TEXT = {DOWN: "no answer", MAINTENANCE: "maintenance mode (no config yet)", UP: "configured and up"}
 
@@ -402,26 +438,35 @@ class Connector:
             raise ValueError("a talosconfig is needed to talk to node %s outside maintenance mode" % node)
         return Target(node, self._secure, True, endpoint=self.endpoint, port=self.port)
 
-    def maintenance(self, node):
+    def maintenance(self, node, pin=None):
         # Maintenance mode is always dialled directly: there is no apid to proxy through.
-        return Target(node, self._insecure, False, port=self.port, pin=self.pin)
+        return Target(node, self._insecure, False, port=self.port, pin=pin or self.pin)
 
 
 async def probe(connector, node, timeout=5.0):
-    """(stage, detail, version): down, maintenance or up; version is the Talos tag when known."""
+    """(stage, detail, version): down, maintenance or up; version is the Talos tag when known.
+
+    An error an endpoint's apid relayed for the node (reply metadata) is raised, not taken for
+    "down": the endpoint answered, and its words say why the node did not. The node is still tried
+    directly in maintenance mode first, as apid cannot reach a node without a config.
+    """
     secure_error = None
     if connector._secure is not None:
         try:
             tag = (await version(connector.secure(node), timeout=timeout))["tag"]
             return UP, STAGE_TEXT[UP], tag
         except Unavailable as exc:
-            return DOWN, exc.detail, None
-        except (TlsError, MaintenanceMode, TalosApiError) as exc:
+            if not exc.via:
+                return DOWN, exc.detail, None
+            secure_error = exc
+        except TalosApiError as exc:
             secure_error = exc
     try:
         await disks(connector.maintenance(node), timeout=timeout)
         return MAINTENANCE, STAGE_TEXT[MAINTENANCE], None
     except Unavailable as exc:
+        if secure_error is not None and secure_error.via:
+            raise secure_error
         return DOWN, exc.detail, None
     except ClientCertificateRequired as exc:
         if secure_error is not None:
@@ -431,44 +476,83 @@ async def probe(connector, node, timeout=5.0):
         raise secure_error or exc
 
 
-async def wait_for_stage(connector, nodes, wanted, timeout, interval=0.5, probe_timeout=2.0):
+def _new_entry():
+    return {"stage": None, "detail": "", "version": None, "reached": False, "seconds": None, "reached_at": None,
+            "history": [], "error": None}
+
+
+async def _probe_until_settled(connector, node, interval, probe_timeout):
+    """One probe's (stage, detail, version, final); a refusal is retried ERROR_REPEATS times, then final.
+
+    A node rebooting between modes can fail one probe. An endpoint that cannot reach the node
+    (a relayed Unavailable) counts at once but is not final: the node may still boot.
+    """
+    errors = 0
+    while True:
+        try:
+            return (*await probe(connector, node, timeout=probe_timeout), False)
+        except Unavailable as exc:
+            return ERROR, str(exc), None, False
+        except TalosApiError as exc:
+            errors += 1
+            if errors >= ERROR_REPEATS:
+                return ERROR, str(exc), None, True
+            await asyncio.sleep(interval)
+
+
+async def wait_for_stage(connector, nodes, wanted, timeout, interval=0.5, probe_timeout=2.0,
+                         on_change=None, on_tick=None, enough=None):
     """Poll all nodes concurrently until each reaches a stage in wanted or the timeout passes.
 
     Returns {node: {"stage", "detail", "reached", "seconds", "history": [[seconds, stage], ...]}}.
     A node that refuses us ERROR_REPEATS times in a row (wrong CA, permission) stops being polled.
+    on_change(node, entry, previous_stage) is awaited at each stage change (previous None at first
+    sight); a TalosApiError it raises ends that node's wait as an error, a true result ends it as
+    reached. on_tick(seconds, results) runs about every second. enough: the nodes whose arrival
+    ends the wait (default: all); the others are then left as last seen.
     """
     start = time.monotonic()
-    results = {}
+    results = {node: _new_entry() for node in nodes}
+
+    def reached(entry):
+        entry.update(reached=True, seconds=entry["history"][-1][0], reached_at=time.time())
 
     async def watch(node):
-        entry = {"stage": None, "detail": "", "version": None, "reached": False, "seconds": None, "reached_at": None, "history": [], "error": None}
-        results[node] = entry
-        errors = 0
+        entry = results[node]
         while True:
-            try:
-                stage, detail, tag = await probe(connector, node, timeout=probe_timeout)
-                errors = 0
-            except TalosApiError as exc:
-                # A node rebooting between modes can fail one probe; the same refusal thrice is final.
-                errors += 1
-                if errors >= ERROR_REPEATS:
-                    entry.update(stage="error", detail=str(exc), error=str(exc))
-                    return
-                await asyncio.sleep(interval)
-                continue
-            elapsed = round(time.monotonic() - start, 2)
-            if stage != entry["stage"]:
-                entry["history"].append([elapsed, stage])
-            entry.update(stage=stage, detail=detail, version=tag)
+            stage, detail, tag, final = await _probe_until_settled(connector, node, interval, probe_timeout)
+            previous = entry["stage"]
+            if stage != previous:
+                entry["history"].append([round(time.monotonic() - start, 2), stage])
+            entry.update(stage=stage, detail=detail, version=tag, error=detail if stage == ERROR else None)
+            if stage != previous and on_change is not None:
+                try:
+                    if await on_change(node, entry, previous):
+                        return reached(entry)
+                except TalosApiError as exc:
+                    entry.update(stage=ERROR, detail=str(exc), error=str(exc))
+                    entry["history"].append([round(time.monotonic() - start, 2), ERROR])
+                    return None
             if stage in wanted:
-                entry.update(reached=True, seconds=elapsed, reached_at=time.time())
-                return
+                return reached(entry)
             remaining = timeout - (time.monotonic() - start)
-            if remaining <= 0:
-                return
+            if final or remaining <= 0:
+                return None
             await asyncio.sleep(min(interval, remaining))
 
-    await asyncio.gather(*(watch(node) for node in nodes))
+    async def tick():
+        while True:
+            await asyncio.sleep(1.0)
+            on_tick(round(time.monotonic() - start, 2), results)
+
+    watchers = {node: asyncio.ensure_future(watch(node)) for node in nodes}
+    tasks = list(watchers.values()) + ([asyncio.ensure_future(tick())] if on_tick is not None else [])
+    try:
+        await asyncio.gather(*(watchers[node] for node in (enough or nodes)))
+    finally:
+        for task in tasks:
+            task.cancel()  # the nodes not needed any more, and the ticker
+        await asyncio.gather(*tasks, return_exceptions=True)
     return results
 
 

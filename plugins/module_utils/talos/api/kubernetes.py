@@ -9,6 +9,7 @@ import datetime
 import os
 import shutil
 import tempfile
+import time
 
 import yaml
 
@@ -114,6 +115,15 @@ class KubeClient:
         shutil.rmtree(self._directory, ignore_errors=True)
 
 
+def client_from_file(path):
+    """A KubeClient for the kubeconfig at path; KubeconfigError names the file and the problem."""
+    try:
+        with open(path, "rb") as handle:
+            return KubeClient(handle.read())
+    except (OSError, KubeconfigError) as exc:
+        raise KubeconfigError("kubeconfig: %s: %s" % (path, getattr(exc, "strerror", None) or exc))
+
+
 def _age(created, now):
     try:
         then = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
@@ -159,3 +169,53 @@ def table(rows):
     cells = [[title for title, _ in COLUMNS]] + [[row[key] for _, key in COLUMNS] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
     return ["   ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
+
+
+NOT_REGISTERED, REGISTERED, READY = "not registered", "registered", "Ready"
+
+
+def stages_of(rows, names):
+    """Each name's stage in the node list: not registered, registered (not Ready yet) or Ready."""
+    status = {row["name"]: row["status"] for row in rows}
+    return {name: READY if status.get(name) == "Ready" else REGISTERED if name in status else NOT_REGISTERED
+            for name in names}
+
+
+def wait_ready(api, names, timeout, interval=1.0, on_change=None, on_tick=None):
+    """Read the node list every interval seconds until every name is Ready or timeout seconds pass.
+
+    on_change(name, previous_stage, stage, seconds) runs at each stage change (previous None at
+    first sight), on_tick(seconds, stages) after every read that leaves someone waiting.
+    Returns {"ready", "rows", "stages", "waiting", "last_error", "seconds"}.
+    """
+    start = time.monotonic()
+    rows, stages, last_error = [], {}, None
+    while True:
+        try:
+            rows = [summarize(item) for item in api.get("/api/v1/nodes").get("items", [])]
+            last_error = None
+        except Exception as exc:  # requests' connection, TLS and HTTP errors: retried until the timeout
+            last_error = "%s: %s" % (type(exc).__name__, exc)
+        seconds = round(time.monotonic() - start, 2)
+        current = stages_of(rows, names)
+        for name in names:
+            if on_change is not None and current[name] != stages.get(name):
+                on_change(name, stages.get(name), current[name], seconds)
+        stages = current
+        waiting = [name for name in names if stages[name] != READY]
+        ready = not waiting and last_error is None
+        if ready or seconds >= timeout:
+            return {"ready": ready, "rows": rows, "stages": stages, "waiting": waiting, "last_error": last_error,
+                    "seconds": seconds}
+        if on_tick is not None:
+            on_tick(seconds, stages)
+        time.sleep(interval)
+
+
+def not_ready_message(outcome, timeout, server):
+    """Why the wait failed: each waiting node with its stage, and the last error reading the list."""
+    texts = {REGISTERED: "registered (NotReady)"}
+    parts = ["%s %s" % (name, texts.get(outcome["stages"][name], outcome["stages"][name])) for name in outcome["waiting"]]
+    if outcome["last_error"]:
+        parts.append("last error from %s: %s" % (server, outcome["last_error"]))
+    return "nodes not Ready after %ss: %s" % (timeout, "; ".join(parts))

@@ -30,22 +30,29 @@ def check_requirements(module):
         module.fail_json(msg=missing_required_lib("grpclib"))
 
 
-def connector(module, require_talosconfig=True, pin=None):
-    """A Connector from the module's talosconfig/context/port/endpoint options; fails on bad input."""
-    check_requirements(module)
-    params = module.params
+def open_connector(params, require_talosconfig=True, pin=None):
+    """A Connector from talosconfig/context/port/endpoint; ValueError says which option is wrong."""
     path = params.get("talosconfig")
     if not path:
         if require_talosconfig:
-            module.fail_json(msg="talosconfig: a talosconfig path is required")
+            raise ValueError("talosconfig: a talosconfig path is required")
         return client.Connector(None, port=params["port"], endpoint=params.get("endpoint"), pin=pin)
     if not os.path.isfile(path):
-        module.fail_json(msg="talosconfig: %s does not exist" % path)
+        raise ValueError("talosconfig: %s does not exist" % path)
     try:
         credentials = client.Credentials.from_talosconfig(path, params.get("context"))
         return client.Connector(credentials, port=params["port"], endpoint=params.get("endpoint"), pin=pin)
     except ValueError as exc:
-        module.fail_json(msg="talosconfig: %s" % exc)
+        raise ValueError("talosconfig: %s" % exc)
+
+
+def connector(module, require_talosconfig=True, pin=None):
+    """A Connector from the module's talosconfig/context/port/endpoint options; fails on bad input."""
+    check_requirements(module)
+    try:
+        return open_connector(module.params, require_talosconfig, pin)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
 
 
 def fail(module, exc, **result):

@@ -4,6 +4,7 @@ through Ansible, against the Talos node doubles and the kube-API double on 127.0
 from __future__ import annotations
 
 import base64
+import re
 import stat
 import sys
 import threading
@@ -247,7 +248,7 @@ def test_kubernetes_nodes_waits_for_ready_and_prints_the_table(cluster, run_play
         task("talos_kubeconfig", talosconfig=str(cluster.talosconfig), node=CP, dest=str(dest)),
         task("kubernetes_nodes", "not ready yet", kubeconfig=str(dest), names=["cp1"], timeout=1),
     ]))
-    assert "cp1 NotReady" in run.task("not ready yet")["result"]["msg"]
+    assert "cp1 registered (NotReady)" in run.task("not ready yet")["result"]["msg"]
 
     def bootstrap_later():
         time.sleep(1.5)
@@ -276,3 +277,102 @@ def test_kubernetes_nodes_rejects_a_foreign_api_server(cluster, run_playbook, tm
     dest.write_text(yaml.safe_dump(config))
     run = run_playbook(local_play([task("kubernetes_nodes", kubeconfig=str(dest), timeout=1)]))
     assert run.rc != 0 and "SSLError" in run.task("kubernetes_nodes")["result"]["msg"]
+
+
+# ------------------------------------------------------------------ Talos API edge cases (through an endpoint)
+
+def test_info_through_an_endpoint_reports_what_apid_relayed(cluster, run_playbook, tmp_path):
+    cluster.start("cp1")
+    cluster.start("w1")  # w2 is not running: the endpoint's apid cannot dial it
+    info = task("talos_info", talosconfig=str(cluster.talosconfig), endpoint=CP, nodes=[W1, W2], fail_on_timeout=False)
+    run = run_playbook(local_play([info]))
+    assert run.rc == 0, run.stdout
+    nodes = run.task("talos_info")["result"]["nodes"]
+    assert nodes[W1]["stage"] == "up" and nodes[W1]["version"] == "v1.11.5"  # relayed by cp1's apid
+    assert nodes[W2]["stage"] == "error", nodes[W2]
+    assert nodes[W2]["stage_text"] == (
+        'error: node %s (through endpoint %s:50000): rpc error: code = Unavailable desc = connection error: desc = '
+        '"transport: Error while dialing: dial tcp %s:50000: connect: connection refused"' % (W2, CP, W2))
+
+    # Not final: through the endpoint a node that cannot be reached yet is waited for.
+    late = {}
+
+    def start_w2():
+        wait_for_module("talos_info", tmp_path / "wait")
+        time.sleep(1)
+        cluster.start("w2")
+        late["at"] = time.time()
+
+    thread = threading.Thread(target=start_w2)
+    thread.start()
+    wait = dict(info, **{"netboot.talos.talos_info": dict(info["netboot.talos.talos_info"], nodes=[W2], wait_for="up", timeout=30, fail_on_timeout=True)})
+    run = run_playbook(local_play([wait]), workdir=tmp_path / "wait")
+    thread.join()
+    assert run.rc == 0, run.stdout
+    assert [stage for _, stage in run.task("talos_info")["result"]["nodes"][W2]["history"]] == ["error", "up"]
+
+
+@pytest.mark.parametrize("mode, words", [("staged", "staged"), ("no_reboot", "no-reboot")])
+def test_maintenance_mode_refusal_is_reported_in_talos_words(cluster, run_playbook, mode, words):
+    cluster.start("w1", maintenance=True)
+    run = run_playbook(local_play([task("talos_apply_config", node=W1, src=str(cluster.config("w1")), connection="maintenance", mode=mode)]))
+    result = run.task("talos_apply_config")["result"]
+    assert run.rc != 0 and result["error"] == "MaintenanceMode" and result["grpc_code"] == 12
+    assert result["msg"] == "node %s: apply configuration --mode='%s' is not supported in maintenance mode" % (W1, words)
+    assert cluster.doubles["w1"].state["stage"] == "maintenance" and not cluster.doubles["w1"].state.get("applied")
+
+
+# ------------------------------------------------------------------ talos_wait (action plugin, live lines)
+
+def test_wait_refuses_bad_arguments_all_at_once(run_playbook, tmp_path):
+    run = run_playbook(local_play([task("talos_wait", nodes=[{"name": "a", "ip": CP}, {"name": "a", "ip": W1}, {"name": "b"}],
+                                        wait_for="up", interval=2, return_after=["c"], configs_dir=str(tmp_path))]))
+    assert run.rc != 0
+    msg = run.task("talos_wait")["result"]["msg"]
+    for part in ("nodes: names must be unique (a)", "return_after, bootstrap: c not in nodes", "nodes: b without ip",
+                 "interval: must be more than 0 and at most 1 second", "configs_dir: no config for a, b in %s" % tmp_path):
+        assert part in msg, msg
+    ready = run_playbook(local_play([task("talos_wait", nodes=[{"name": "a"}], wait_for="ready")]))
+    assert ready.rc != 0 and "kubeconfig: required with wait_for=ready" in ready.task("talos_wait")["result"]["msg"]
+
+
+@pytest.mark.parametrize("callback", ["ansible.builtin.default", "ansible.builtin.minimal", "ansible.builtin.oneline"])
+def test_wait_prints_each_change_by_name_with_any_callback(cluster, run_playbook, tmp_path, callback):
+    cluster.start("w1", maintenance=True)  # w2 never answers
+    nodes = [{"name": "lab-worker1", "ip": W1}, {"name": "lab-worker2", "ip": W2}]
+    run = run_playbook(local_play([task("talos_wait", nodes=nodes, wait_for="answering", timeout=2.5, progress_every=1,
+                                        fail_on_timeout=False)]), env={"ANSIBLE_STDOUT_CALLBACK": callback})
+    assert run.rc == 0, run.stdout
+    print(run.stdout)
+    assert re.search(r"^  lab-worker1  maintenance   0\.\d s$", run.stdout, re.M)
+    assert re.search(r"^  lab-worker2  no answer   0\.\d s$", run.stdout, re.M)
+    assert re.search(r"^  waiting [12] s: 1 of 2 answering; lab-worker2: no answer$", run.stdout, re.M)
+    result = run.task("talos_wait")["result"]
+    assert result["failed_nodes"] == ["lab-worker2"] and result["changed"] is False
+    assert result["summary"][1] == "lab-worker2 (%s): no answer" % W2
+    assert result["reason"] == "not answering after 2.5s: lab-worker2 (%s) is no answer" % W2
+
+
+def test_wait_for_ready_prints_registered_then_ready(cluster, run_playbook, tmp_path):
+    for node in NODES:
+        cluster.start(node["name"])
+    cluster.start_kube()
+    dest = tmp_path / "kubeconfig"
+    assert run_playbook(local_play([task("talos_kubeconfig", talosconfig=str(cluster.talosconfig), node=CP, dest=str(dest))])).rc == 0
+
+    def bootstrap_later():
+        time.sleep(2.5)
+        run_playbook(local_play([task("talos_bootstrap", talosconfig=str(cluster.talosconfig), node=CP)]), workdir=tmp_path / "b")
+
+    thread = threading.Thread(target=bootstrap_later)
+    thread.start()
+    run = run_playbook(local_play([task("talos_wait", kubeconfig=str(dest), nodes=NODES, wait_for="ready", timeout=30, progress_every=1)]))
+    thread.join()
+    assert run.rc == 0, run.stdout
+    print(run.stdout)
+    for name in ("cp1", "w1", "w2"):
+        assert re.search(r"^  %s +registered   0\.\d s$" % name, run.stdout, re.M)
+        assert re.search(r"^  %s +registered -> Ready   \d+\.\d s$" % name, run.stdout, re.M)
+    assert re.search(r"^  waiting \d s: 0 of 3 Ready; cp1: registered; w1: registered; w2: registered$", run.stdout, re.M)
+    result = run.task("talos_wait")["result"]
+    assert result["table"][0].split()[:2] == ["NAME", "STATUS"] and result["failed_nodes"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -13,7 +14,6 @@ FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "talos_node"
 sys.path.insert(0, str(FIXTURES))
 
 import doubles  # noqa: E402
-from ansible_runner import wait_for_module  # noqa: E402
 
 NODES = [
     {"name": "cp1", "role": "controlplane", "ip": "127.0.6.11"},
@@ -36,25 +36,54 @@ def role_play(cluster, **variables):
              "roles": [{"role": "netboot.talos.talos_cluster", "vars": variables}]}]
 
 
-def start_late(cluster, name, workdir, **kwargs):
-    """Start a node double once the wait is polling; returns a dict that gets the start time."""
-    started = {}
+def when(condition, action, timeout=120):
+    """Run action() in a thread once condition() holds; returns a dict that gets the time it ran."""
+    done = {}
 
     def run():
-        wait_for_module("talos_info", workdir)
-        time.sleep(1)
-        cluster.start(name, **kwargs)
-        started["at"] = time.time()
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        action()
+        done["at"] = time.time()
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    started["thread"] = thread
-    return started
+    done["thread"] = threading.Thread(target=run)
+    done["thread"].start()
+    return done
+
+
+def state(double):
+    try:
+        return double.state
+    except (OSError, ValueError):
+        return {}
+
+
+def probed(double):
+    """The wait has polled this node double (a Version or Disks call reached it)."""
+    calls = state(double).get("calls", {})
+    return calls.get("Version", 0) + calls.get("Disks", 0) > 0
+
+
+def printed(run, task, title):
+    """The lines print_text showed for a task: from the title to the next blank line."""
+    section = run.stdout.split("TASK [netboot.talos.talos_cluster : %s]" % task)[1]
+    lines = section.split("\n" + title + "\n", 1)[1].split("\nok: [", 1)[0].split("\n\n", 1)[0].splitlines()
+    print("\n" + title + "\n" + "\n".join(lines))
+    return lines
+
+
+def live_lines(run):
+    """The progress lines the waits printed (two-space indented, ending in seconds)."""
+    lines = [line for line in run.stdout.splitlines() if re.match(r"^  \S.* \d+\.\d s$|^  waiting \d+ s: ", line)]
+    print("\n" + "\n".join(lines))
+    return lines
 
 
 def check_table(run):
-    table = run.task("Show the nodes")["result"]["msg"]
-    print("\n" + "\n".join(table))
+    table = printed(run, "Show the nodes", "Kubernetes nodes")
     assert table[0].split()[:7] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "EXTERNAL-IP"]
     rows = {line.split()[0]: line.split() for line in table[1:]}
     assert sorted(rows) == ["cp1", "w1", "w2"]
@@ -63,47 +92,72 @@ def check_table(run):
 
 
 @pytest.mark.parametrize("delivery", ["http", "api"])
-def test_role_brings_the_cluster_up_once(cluster, run_playbook, delivery, tmp_path):
+def test_role_brings_the_cluster_up_once(cluster, run_playbook, delivery):
     maintenance = delivery == "api"
-    cluster.start("cp1", maintenance=maintenance)
+    doubles = cluster.doubles
     cluster.start("w1", maintenance=maintenance)
-    late = start_late(cluster, "w2", tmp_path, maintenance=maintenance)
+    cp1 = when(lambda: probed(doubles["w1"]), lambda: (time.sleep(1), cluster.start("cp1", maintenance=maintenance)))
+    # w2 only boots once etcd is bootstrapped: the role must not wait for every node first.
+    w2 = when(lambda: state(doubles["cp1"]).get("bootstrapped"), lambda: cluster.start("w2", maintenance=maintenance))
     cluster.start_kube()
     first = run_playbook(role_play(cluster, talos_cluster_config_delivery=delivery))
-    late["thread"].join()
+    cp1["thread"].join()
+    w2["thread"].join()
     assert first.rc == 0, first.stdout
+    lines = live_lines(first)
     check_table(first)
-    waited = first.task("Wait until every node is configured and up")["result"]["nodes"]["127.0.6.13"]
-    if delivery == "http":
-        print("detection latency (node double listening -> wait noticed it): %.2fs" % (waited["reached_at"] - late["at"]))
-    else:
-        answered = first.task("Wait until every node answers (maintenance mode or up)")["result"]["nodes"]["127.0.6.13"]
-        print("detection latency (maintenance double listening -> wait noticed it): %.2fs" % (answered["reached_at"] - late["at"]))
-        assert [cluster.doubles[n["name"]].state.get("applied") for n in NODES] == [1, 1, 1]
-    bootstrap = first.task("Bootstrap etcd on the first control plane")["result"]
-    print("bootstrap reached the node %.2fs after w2's API came up" % (cluster.doubles["cp1"].state["bootstrapped_at"] - late["at"]))
-    assert bootstrap["changed"] and cluster.doubles["cp1"].calls("Bootstrap") == 1
-    assert (cluster.dir / "kubeconfig").stat().st_mode & 0o777 == 0o600
+    printed(first, "Show each node's stage", "Talos nodes")
+
+    cp1_state = doubles["cp1"].state
+    api_up = [period for period in cp1_state["served"] if period["stage"] == "configured"][-1]["since"]
+    wait = first.task("Wait until the first control plane is up and bootstrap etcd on it at once")["result"]
+    print("cp1's API up -> its bootstrap reached it: %.2fs" % (cp1_state["bootstrapped_at"] - api_up))
+    assert api_up < cp1_state["bootstrapped_at"] < w2["at"]
+    assert doubles["cp1"].calls("Bootstrap") == 1 and (cluster.dir / "kubeconfig").stat().st_mode & 0o777 == 0o600
+    # One line per node per stage change, by name, as it happened: w2 came up after the bootstrap.
+    up = {name: next(i for i, line in enumerate(lines) if re.match(r"  %s +(.* -> )?configured and up +\d+\.\d s$" % name, line))
+          for name in ("cp1", "w1", "w2")}
+    stdout = first.stdout
+    assert stdout.index(lines[up["cp1"]]) < stdout.index("  cp1  etcd: bootstrapped") < stdout.index(lines[up["w2"]])
+    assert wait["changed"] and wait["bootstrap"] == {"node": "cp1", "changed": True, "reason": "bootstrapped", "attempts": 1}
+    assert re.match(r"  cp1 +(no answer|maintenance) -> ", lines[up["cp1"]])  # seen coming up while the wait ran
+    assert all(any(re.match(r"  %s +(.* -> )?Ready +\d+\.\d s$" % n["name"], line) for line in lines) for n in NODES)
+    if maintenance:
+        assert [doubles[n["name"]].state.get("applied") for n in NODES] == [1, 1, 1]
+        assert all(any(re.match(r"  %s +config applied in maintenance mode" % n["name"], line) for line in lines) for n in NODES)
 
     second = run_playbook(role_play(cluster, talos_cluster_config_delivery=delivery))
     assert second.rc == 0 and second.changed == 0, second.stdout
     print("second run recap:", second.stdout.strip().splitlines()[-1])
     check_table(second)
-    assert cluster.doubles["cp1"].calls("Bootstrap") == 1
-    if delivery == "api":
-        assert [cluster.doubles[n["name"]].state.get("applied") for n in NODES] == [1, 1, 1]
+    assert doubles["cp1"].calls("Bootstrap") == 1
+    if maintenance:
+        assert [doubles[n["name"]].state.get("applied") for n in NODES] == [1, 1, 1]
 
 
 def test_role_fails_per_node_with_its_stage(cluster, run_playbook):
     cluster.start("cp1")
     cluster.start("w1", maintenance=True)  # http delivery but no config: stuck in maintenance
-    run = run_playbook(role_play(cluster, talos_cluster_wait_timeout=2))
+    run = run_playbook(role_play(cluster, talos_cluster_wait_timeout=3, talos_cluster_progress_every=1))
     assert run.rc != 0
-    assert "w1 (127.0.6.12): maintenance mode (no config yet) after 2" in run.stdout
-    assert "w2 (127.0.6.13): no answer after 2" in run.stdout
+    assert "w1 (127.0.6.12): maintenance mode (no config yet) after 3" in run.stdout
+    assert "w2 (127.0.6.13): no answer after 3" in run.stdout
     assert "ok: [localhost] => (item=cp1)" in run.stdout and "failed: [localhost] (item=cp1)" not in run.stdout
     assert "failed: [localhost] (item=w1)" in run.stdout and "failed: [localhost] (item=w2)" in run.stdout
-    assert cluster.doubles["cp1"].calls("Bootstrap") == 0
+    # The first control plane is up: etcd is bootstrapped although the workers never make it.
+    assert cluster.doubles["cp1"].calls("Bootstrap") == 1
+    assert re.search(r"^  waiting \d+ s: 1 of 3 up; w1: maintenance; w2: no answer$", run.stdout, re.M), live_lines(run)
+    summary = printed(run, "Show each node's stage", "Talos nodes")
+    assert summary[0].startswith("cp1 (127.0.6.11): configured and up v1.11.5 after ")
+    assert summary[1:] == ["w1 (127.0.6.12): maintenance mode (no config yet)", "w2 (127.0.6.13): no answer"]
+
+
+def test_role_without_its_first_control_plane_bootstraps_nothing(cluster, run_playbook):
+    cluster.start("w1")
+    run = run_playbook(role_play(cluster, talos_cluster_wait_timeout=2))
+    assert run.rc != 0
+    assert "not up after 2.0s: cp1 (127.0.6.11) is no answer" in run.stdout
+    assert "etcd:" not in run.stdout and "TASK [netboot.talos.talos_cluster : Fetch the kubeconfig]" not in run.stdout
 
 
 def reprovision_play(cluster, names, **variables):
