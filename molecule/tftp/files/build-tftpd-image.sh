@@ -22,11 +22,9 @@ fi
 mkdir -p "$workdir/debs"
 (cd "$workdir/debs" && apt-get download -q -o APT::Sandbox::User=root "${packages[@]}" >/dev/null)
 rootfs="$workdir/rootfs"
-rm -rf "$rootfs"
-mkdir -p "$rootfs/etc"
-for deb in "$workdir"/debs/*.deb; do
-  dpkg-deb -x "$deb" "$rootfs"
-done
+rm -rf "$rootfs" && mkdir -p "$rootfs/etc"
+# the packages' file trees, one tar stream after another, unpacked in one go
+for deb in "$workdir"/debs/*.deb; do dpkg-deb --fsys-tarfile "$deb"; done | tar -x --ignore-zeros -C "$rootfs"
 printf 'root:x:0:0:root:/root:/bin/false\ntftp:x:101:101:tftp daemon:/srv/tftp:/bin/false\n' > "$rootfs/etc/passwd"
 printf 'root:x:0:\ntftp:x:101:\n' > "$rootfs/etc/group"
 tar -C "$rootfs" -c . | podman import --quiet --change "LABEL $label=$inputs" - "$image" >/dev/null
