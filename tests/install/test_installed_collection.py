@@ -176,9 +176,10 @@ def test_configs_and_dhcp_settings_run_from_the_installed_collection(installed):
     assert installed.files() == before, "a run wrote into the installed collection"
 
 
-def test_the_lab_says_it_needs_a_checkout_and_does_nothing(installed):
+@pytest.mark.parametrize("name", ["lab", "lab_down"])
+def test_the_lab_says_it_needs_a_checkout_and_does_nothing(installed, name):
     before = installed.files()
-    lab = installed.playbook("lab")
+    lab = installed.playbook(name)
     assert lab.returncode != 0
     assert "The virtual lab needs a checkout of netboot.talos" in lab.stdout, lab.stdout + lab.stderr
     assert recap(lab) == (0, 1), lab.stdout
