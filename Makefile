@@ -14,7 +14,7 @@ DEBIAN_PACKAGES := podman runc qemu-system-x86 ipxe ipxe-qemu ovmf tftpd-hpa tft
 	cpio busybox-static iproute2 curl debootstrap
 MOLECULE_SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 
-.PHONY: help deps venv lint unit molecule e2e test bench lab lab-site lab-reprovision lab-down clean
+.PHONY: help deps venv lint unit install-test release-lint molecule e2e test bench lab lab-site lab-reprovision lab-down clean
 
 help:
 	@echo "make lab       boot the virtual lab end to end (QEMU, BIOS and UEFI machines)"
@@ -46,6 +46,15 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
+# The built tarball installed into an empty collections path, run by name from outside the checkout.
+install-test: venv
+	$(BIN)/pytest -q -p no:cacheprovider tests/install
+
+# Changelog fragments and the collection's docs (modules, plugins, role argument specs), offline.
+release-lint: venv
+	$(BIN)/antsibull-changelog lint
+	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+
 molecule: deps venv
 	@for s in $(MOLECULE_SCENARIOS); do \
 		echo "== molecule scenario $$s"; \
@@ -55,7 +64,7 @@ molecule: deps venv
 e2e: deps venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
 
-test: deps venv lint unit molecule e2e
+test: deps venv lint release-lint unit install-test molecule e2e
 
 lab: deps venv
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab.yml
