@@ -591,7 +591,7 @@ def render_documents(secrets, spec):
     try:
         for index, item in enumerate(spec.get("patches") or []):
             try:
-                documents = patching.apply(documents, item)
+                documents = patching.apply(documents, item, settings["contract"])
             except patching.PatchError as exc:
                 raise patching.PatchError("patches[%d]: %s" % (index, exc)) from None
         if spec.get("patches"):

@@ -58,7 +58,7 @@ def test_patch_delete_on_list_item_map_key_and_document():
     ])
     assert len(docs) == 1
     assert docs[0]["machine"] == {"network": {"interfaces": [{"interface": "eth1"}]}}
-    with pytest.raises(patch.PatchError, match="cannot be deleted"):
+    with pytest.raises(patch.PatchError, match=r"missing apiVersion in document for which \$patch: delete is used"):
         patch.apply(base, {"version": "v1alpha1", "$patch": "delete"})
 
 
