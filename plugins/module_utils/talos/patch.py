@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos import yamlv3
+from ansible_collections.netboot.talos.plugins.module_utils.talos import validation, yamlv3
 
 MULTIDOC_JSON6902 = "JSON6902 patches are not supported for multi-document machine configuration"
 DELETE = "$patch"
@@ -50,13 +50,14 @@ def load(patch, contract=None):
     lines = []
     if isinstance(patch, str):
         try:
-            loaded = [document for document in yaml.safe_load_all(patch) if document is not None]
+            every = list(yaml.safe_load_all(patch))
         except yaml.YAMLError as exc:
             raise PatchError("not valid YAML or JSON: %s" % str(exc).replace("\n", " ")) from None
+        loaded = [document for document in every if document is not None]
         if len(loaded) == 1 and isinstance(loaded[0], list):
             patch = loaded[0]
         else:
-            lines = _document_lines(patch)
+            lines = [line for line, document in zip(_document_lines(patch), every) if document is not None]
             patch = loaded
     if isinstance(patch, dict):
         patch = [patch]
@@ -705,8 +706,8 @@ def _unknown_keys(value, schema, path, problems):
 # The checks Talos applies that a patch can break
 
 
-def validate(documents, role, install_required=True):
-    """Raise PatchError listing what Talos would reject in this config."""
+def validate(documents, role, install_required=True, contract=None):
+    """Raise PatchError listing what Talos would reject in this config (every document kind of the contract)."""
     problems = []
     v1 = next((d for d in documents if _identity(d) == ("v1alpha1",)), None)
     if v1 is None:
@@ -756,10 +757,9 @@ def validate(documents, role, install_required=True):
         selected = ((unattended or {}).get("provisioning") or {}).get("diskSelector") or {}
         if not (install.get("disk") or install.get("diskSelector") or selected.get("match")):
             problems.append("an install disk or disk selector is required")
-        if unattended and machine.get("install"):
-            problems.append("UnattendedInstallConfig config is incompatible with v1alpha1 config (.machine.install)")
     for document in documents:
         if document is not v1 and (not document.get("apiVersion") or not document.get("kind")):
             problems.append("a document without apiVersion and kind: %s" % ", ".join(sorted(document)))
+    problems.extend(validation.validate(documents, contract or max(validation.KINDS), v1))
     if problems:
         raise PatchError("; ".join(problems))
