@@ -1,0 +1,105 @@
+"""Talos's validation of every document kind, per version contract, with Talos's wording."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.netboot.talos.plugins.module_utils.talos import validation
+
+
+def doc(kind, **fields):
+    return dict({"apiVersion": "v1alpha1", "kind": kind}, **fields)
+
+
+V1 = {"version": "v1alpha1", "machine": {"type": "worker", "network": {"hostname": "n1"}},
+      "cluster": {"clusterName": "c", "proxy": {"disabled": False}, "id": "x"}}
+
+# (contract, document, the message Talos gives)
+REFUSED = {
+    "kind unknown to the version": ((1, 11), doc("HostnameConfig", auto="stable"),
+                                    'error decoding document v1alpha1/HostnameConfig/: "HostnameConfig" "v1alpha1": not registered'),
+    "wrong apiVersion": ((1, 14), dict(doc("HostnameConfig", auto="stable"), apiVersion="v1alpha2"), '"HostnameConfig" "v1alpha2": not registered'),
+    "KubeProxyConfig without image": ((1, 14), doc("KubeProxyConfig"), "KubeProxyConfig: proxy image cannot be empty"),
+    "KubeProxyConfig with a bad mode": ((1, 14), doc("KubeProxyConfig", image="i", mode="bpf"),
+                                        'KubeProxyConfig: invalid proxy mode "bpf": supported modes are iptables, ipvs and nftables'),
+    "KubeAPIServerConfig without image": ((1, 14), doc("KubeAPIServerConfig"), "KubeAPIServerConfig: kube-apiserver image cannot be empty"),
+    "KubeControllerManagerConfig without image": ((1, 14), doc("KubeControllerManagerConfig"),
+                                                  "KubeControllerManagerConfig: kube-controller-manager image cannot be empty"),
+    "KubeSchedulerConfig without image": ((1, 14), doc("KubeSchedulerConfig"), "KubeSchedulerConfig: scheduler image cannot be empty"),
+    "KubeletConfig without image": ((1, 14), doc("KubeletConfig"), "KubeletConfig: kubelet image cannot be empty"),
+    "KubeClusterConfig without name": ((1, 14), doc("KubeClusterConfig", endpoint="https://a:6443"), "KubeClusterConfig: clusterName must be specified"),
+    "KubeServiceAccountConfig without key": ((1, 14), doc("KubeServiceAccountConfig", issuer={"issuerURL": "https://a"}),
+                                             "KubeServiceAccountConfig: service issuer private key is required"),
+    "KubeAggregatorCAConfig without CA": ((1, 14), doc("KubeAggregatorCAConfig"), "KubeAggregatorCAConfig: issuing CA is not set"),
+    "KubeExternalManifestConfig with ftp": ((1, 14), doc("KubeExternalManifestConfig", name="cni", url="ftp://x/y"),
+                                            'KubeExternalManifestConfig/cni: manifest URL scheme must be http or https: "ftp"'),
+    "KubeInlineManifestConfig with a bad name": ((1, 14), doc("KubeInlineManifestConfig", name="Bad_Name"),
+                                                 "KubeInlineManifestConfig/Bad_Name: manifest name is invalid: domain doesn't match required format"),
+    "KubePrismConfig with port 0": ((1, 14), doc("KubePrismConfig"), "KubePrismConfig: invalid port 0: must be in range 1-65535"),
+    "KubeAuthorizerConfig of an unknown type": ((1, 14), doc("KubeAuthorizerConfig", name="a", type="ABAC"),
+                                                "KubeAuthorizerConfig/a: authorizer type ABAC is not allowed, allowed types are [Node RBAC Webhook]"),
+    "KubeStaticPodConfig without pod": ((1, 14), doc("KubeStaticPodConfig", name="p"), "KubeStaticPodConfig/p: static pod spec is required"),
+    "KubeFlannelCNIConfig without backend": ((1, 14), doc("KubeFlannelCNIConfig"), "KubeFlannelCNIConfig: flannel backend type must be specified"),
+    "LinkConfig without name": ((1, 12), doc("LinkConfig", mtu=9000), "LinkConfig: name must be specified"),
+    "VLANConfig without id and parent": ((1, 12), doc("VLANConfig", name="v"), "VLANConfig/v: vlanID must be specified and between 1 and 4094"),
+    "BondConfig without links": ((1, 12), doc("BondConfig", name="b", bondMode="802.3ad"), "BondConfig/b: at least one link must be specified"),
+    "Layer2VIPConfig with a name that is no IP": ((1, 12), doc("Layer2VIPConfig", name="vip", link="eth0"),
+                                                  'Layer2VIPConfig/vip: name must be a valid IP address: ParseAddr("vip"): unable to parse IP'),
+    "HostnameConfig with neither": ((1, 12), doc("HostnameConfig"), "HostnameConfig: either 'auto' or 'hostname' must be set"),
+    "HostnameConfig with both": ((1, 12), doc("HostnameConfig", auto="stable", hostname="h"), "'auto' and 'hostname' cannot be set at the same time"),
+    "StaticHostConfig without hostnames": ((1, 12), doc("StaticHostConfig", name="10.0.0.1"), "StaticHostConfig/10.0.0.1: at least one hostname is required"),
+    "RegistryMirrorConfig with a bad endpoint": ((1, 12), doc("RegistryMirrorConfig", name="docker.io", endpoints=[{"url": "ftp://m"}]),
+                                                 'RegistryMirrorConfig/docker.io: endpoints[0].url has unsupported scheme: "ftp"'),
+    "ExtensionServiceConfig without files": ((1, 9), doc("ExtensionServiceConfig", name="x"),
+                                             'ExtensionServiceConfig/x: no config files found for extension "x"'),
+    "KmsgLogConfig without url": ((1, 9), doc("KmsgLogConfig", name="k"), "KmsgLogConfig/k: url is required"),
+    "WatchdogTimerConfig without device": ((1, 9), doc("WatchdogTimerConfig"), "WatchdogTimerConfig: watchdog device: empty value"),
+    "EthernetConfig without name": ((1, 10), doc("EthernetConfig"), "EthernetConfig: name is required"),
+    "ZswapConfig over 100 percent": ((1, 11), doc("ZswapConfig", maxPoolPercent=120), "ZswapConfig: maxPoolPercent must be between 0 and 100"),
+    "KubeSpanConfig with a small MTU": ((1, 13), doc("KubeSpanConfig", mtu=1000), "KubeSpanConfig: kubespan link MTU must be at least 1280"),
+    "EnvironmentConfig with a bad name": ((1, 13), doc("EnvironmentConfig", variables={"1X": "y"}), 'EnvironmentConfig: invalid environment variable name: "1X"'),
+    "HostnameConfig beside a v1alpha1 hostname": ((1, 12), doc("HostnameConfig", auto="stable"), "static hostname is already set in v1alpha1 config"),
+    "KubeProxyConfig beside cluster.proxy": ((1, 14), doc("KubeProxyConfig", image="i"),
+                                             "cluster proxy config in v1alpha1 config (.machine.cluster.proxy) can't be used with KubeProxyConfig document"),
+    "KubeClusterConfig beside cluster.clusterName": ((1, 14), doc("KubeClusterConfig", clusterName="c", endpoint="https://a:6443"),
+                                                     "cluster name is already set in the v1alpha1 config (.cluster.clusterName)"),
+    "DiscoveryIdentityConfig beside cluster.id": ((1, 14), doc("DiscoveryIdentityConfig"), "cluster identity is already configured in .cluster.id/.cluster.secret"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_talos_refuses(case):
+    contract, document, message = REFUSED[case]
+    problems = validation.validate([V1, document], contract, V1)
+    assert any(message in problem for problem in problems), problems
+
+
+ACCEPTED = {
+    "KubeProxyConfig disabled needs no image": ((1, 14), doc("KubeProxyConfig", enabled=False)),
+    "KubeProxyConfig with image": ((1, 14), doc("KubeProxyConfig", image="registry.k8s.io/kube-proxy:v1.37.0")),
+    "VLANConfig complete": ((1, 12), doc("VLANConfig", name="v", vlanID=5, parent="eth0", vlanMode="802.1q")),
+    "HostnameConfig off with a hostname": ((1, 13), doc("HostnameConfig", auto="off", hostname="h")),
+    "a kind known to the version": ((1, 9), doc("WatchdogTimerConfig", device="/dev/watchdog0")),
+    "KubeletConfig with image": ((1, 14), doc("KubeletConfig", image="ghcr.io/siderolabs/kubelet:v1.37.0")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED))
+def test_talos_accepts(case):
+    contract, document = ACCEPTED[case]
+    v1 = {"version": "v1alpha1", "machine": {"type": "worker"}, "cluster": {}}
+    assert validation.validate([v1, document], contract, v1) == []
+
+
+def test_only_the_first_conflict_of_a_document_is_reported_and_every_document_is_checked():
+    v1 = {"version": "v1alpha1", "machine": {"network": {"searchDomains": ["a"], "nameservers": ["1.1.1.1"]}}}
+    problems = validation.validate([v1, doc("ResolverConfig"), doc("KubeletConfig"), doc("KubeProxyConfig")], (1, 14), v1)
+    assert problems == ["KubeletConfig: kubelet image cannot be empty", "KubeProxyConfig: proxy image cannot be empty",
+                        ".machine.network.searchDomains is already set in v1alpha1 config"]
+
+
+def test_every_supported_contract_has_its_kinds():
+    assert sorted(validation.KINDS) == [(1, 9), (1, 10), (1, 11), (1, 12), (1, 13), (1, 14)]
+    for older, newer in zip(sorted(validation.KINDS), sorted(validation.KINDS)[1:]):
+        assert validation.KINDS[older] <= validation.KINDS[newer]
+    assert len(validation.KINDS[(1, 14)]) == 89  # every kind Talos 1.14 registers besides v1alpha1
