@@ -297,6 +297,8 @@ class _Merger:
             where = path + (key,)
             if key in result and result[key] is not None:
                 result[key] = self.merge(result[key], value, where, child)
+            elif value == {} and child is not None and child[0] == "map":
+                continue  # an empty Go map field is encoded with omitempty: still unset
             elif value is not None and (is_map or isinstance(value, bool) or not _is_zero(value) or _generic(where) in self.facts["pointer"]):
                 result[key] = copy.deepcopy(value)
         return result
@@ -422,8 +424,10 @@ def _delete_path(node, path, selector, schema, walked):
     if search in node and node[search] is not None:
         if not rest:
             del node[search]
-        else:
-            _delete_path(node[search], rest, selector, child, walked + (search,))
+            return
+        _delete_path(node[search], rest, selector, child, walked + (search,))
+        if node[search] in ({}, []) and child and child[0] in ("map", "list"):
+            del node[search]  # Talos encodes its maps and lists with omitempty: emptied, they are gone
         return
     if known and not rest:
         node.pop(search, None)  # an unset struct field: Talos zeroes it without complaint
