@@ -145,14 +145,6 @@ def _vlan(doc, _contract):
     return problems
 
 
-def _bond(doc, _contract):
-    problems = []
-    if _empty(doc.get("links")):
-        problems.append("at least one link must be specified")
-    if _empty(doc.get("bondMode")):
-        problems.append("bond mode must be specified")
-    return problems
-
 
 def _hostname(doc, _contract):
     auto, hostname = doc.get("auto"), doc.get("hostname")
@@ -222,17 +214,6 @@ def _registry_mirror(doc, _contract):
     return problems
 
 
-def _static_pod_spec(doc, _contract):
-    return ["static pod spec is required"] if _empty(doc.get("pod")) else []
-
-
-def _cluster(doc, _contract):
-    problems = []
-    if _empty(doc.get("clusterName")):
-        problems.append("clusterName must be specified")
-    if _empty(doc.get("endpoint")):
-        problems.append("endpoint must be specified")
-    return problems
 
 
 def _all(*checks):
@@ -249,7 +230,8 @@ VALIDATORS = {
     "WatchdogTimerConfig": ((1, 9), _required("device", "watchdog device: empty value")),
     "EthernetConfig": ((1, 10), _NAME_IS_REQUIRED),
     "ZswapConfig": ((1, 11), _zswap),
-    "BondConfig": ((1, 12), _all(_NAME, _bond)),
+    "BondConfig": ((1, 12), _all(_NAME, _required("links", "at least one link must be specified"),
+                                  _required("bondMode", "bond mode must be specified"))),
     "BridgeConfig": ((1, 12), _NAME),
     "DummyLinkConfig": ((1, 12), _NAME),
     "LinkConfig": ((1, 12), _NAME),
@@ -273,7 +255,8 @@ VALIDATORS = {
     "KubeSchedulerConfig": ((1, 14), _image("scheduler", "enabled")),
     "KubeProxyConfig": ((1, 14), _all(_image("proxy", "enabled"), _proxy_mode)),
     "KubeletConfig": ((1, 14), _image("kubelet")),
-    "KubeClusterConfig": ((1, 14), _cluster),
+    "KubeClusterConfig": ((1, 14), _all(_required("clusterName", "clusterName must be specified"),
+                                        _required("endpoint", "endpoint must be specified"))),
     "KubeServiceAccountConfig": ((1, 14), _all(_required("issuer.privateKey", "service issuer private key is required"),
                                                _required("issuer.issuerURL", "service issuer URL is required"))),
     "KubeAggregatorCAConfig": ((1, 14), _required("issuingCA", "issuing CA is not set")),
@@ -283,7 +266,7 @@ VALIDATORS = {
     "KubePrismConfig": ((1, 14), _port),
     "KubeAdmissionControlConfig": ((1, 14), _named("admission control plugin name is required")),
     "KubeEtcdEncryptionConfig": ((1, 14), _required("config", "etcd encryption config is required")),
-    "KubeStaticPodConfig": ((1, 14), _all(_manifest_name("static pod"), _static_pod_spec)),
+    "KubeStaticPodConfig": ((1, 14), _all(_manifest_name("static pod"), _required("pod", "static pod spec is required"))),
     "KubeAuthorizerConfig": ((1, 14), _authorizer),
 }
 
