@@ -216,6 +216,77 @@ def _registry_mirror(doc, _contract):
 
 
 
+def _hostname_length(doc, _contract):
+    hostname = doc.get("hostname")
+    if _empty(hostname):
+        return []
+    problems = ["fqdn is too long: %d" % len(str(hostname))] if len(str(hostname)) > 253 else []
+    short = str(hostname).split(".", 1)[0]
+    return problems + (["invalid hostname %s" % _q(short)] if not 0 < len(short) <= 63 else [])
+
+
+def _volume_name(max_length, underscore=False):
+    """The name rules of user, raw, swap, external, RAID and LVM volumes (max_length None: no limit)."""
+    allowed = re.compile(r"[A-Za-z0-9_-]*\Z" if underscore else r"[A-Za-z0-9-]*\Z")
+    wording = ("name can only contain ASCII letters, digits, hyphens and underscores" if underscore
+               else "name can only contain lowercase and uppercase ASCII letters, digits, and hyphens")
+
+    def check(doc, _contract):
+        name = "" if doc.get("name") is None else str(doc.get("name"))
+        problems = ["name is required"] if not name else []
+        if max_length is not None and not 0 < len(name) <= max_length:
+            problems.append("name must be between 1 and %d characters long" % max_length)
+        if not allowed.match(name):
+            problems.append(wording)
+        return problems
+    return check
+
+
+# VolumeConfig names each version accepts, in Talos's order.
+_SYSTEM_VOLUMES = {(1, 9): ["EPHEMERAL", "IMAGECACHE"], (1, 11): ["STATE", "EPHEMERAL", "IMAGECACHE"],
+                   (1, 14): ["STATE", "EPHEMERAL", "IMAGECACHE", "ETCD", "CRI", "KUBELET", "LOG"]}
+
+
+def _system_volume(doc, contract):
+    allowed = _SYSTEM_VOLUMES[max(version for version in _SYSTEM_VOLUMES if version <= contract)]
+    if doc.get("name") in allowed:
+        return []
+    return ["only [%s] volumes are supported" % " ".join(_q(name) for name in allowed)]
+
+
+def _keys_not_empty(label):
+    return lambda doc, _contract: ["%s key cannot be empty" % label] if "" in (doc.get("params") or {}) else []
+
+
+def _wireguard(doc, _contract):
+    problems = [] if not _empty(doc.get("privateKey")) else ["wireguard private key must be specified"]
+    for index, peer in enumerate(doc.get("peers") or []):
+        if _empty((peer or {}).get("publicKey") if isinstance(peer, dict) else None):
+            problems.append("wireguard peer public key must be specified (peer index %d)" % index)
+    return problems
+
+
+def _url_scheme(field, required, schemes, wording):
+    def check(doc, _contract):
+        url = doc.get(field)
+        if _empty(url):
+            return [required]
+        return [] if "://" in str(url) and str(url).split("://", 1)[0] in schemes else [wording]
+    return check
+
+
+def _vrf_table(doc, _contract):
+    table = doc.get("table")
+    if table in (None, "", 0, "unspec", "local", "main", "default"):
+        return ["cannot create vrf with reserved table %s" % (table if table not in (None, "", 0) else "unspec")]
+    return []
+
+
+def _veth_peer(doc, _contract):
+    name, peer = doc.get("name"), (doc.get("peer") or {}).get("name") if isinstance(doc.get("peer"), dict) else None
+    return ["name and peer name must be different"] if not _empty(name) and name == peer else []
+
+
 def _all(*checks):
     return lambda doc, contract: [problem for check in checks for problem in check(doc, contract)]
 
@@ -235,20 +306,42 @@ VALIDATORS = {
     "BridgeConfig": ((1, 12), _NAME),
     "DummyLinkConfig": ((1, 12), _NAME),
     "LinkConfig": ((1, 12), _NAME),
-    "WireguardConfig": ((1, 12), _NAME),
     "VLANConfig": ((1, 12), _all(_NAME, _vlan)),
     "DHCPv4Config": ((1, 12), _NAME),
     "DHCPv6Config": ((1, 12), _NAME),
     "Layer2VIPConfig": ((1, 12), _all(_ip_name("name must be specified"), _required("link", "link must be specified"))),
     "HCloudVIPConfig": ((1, 12), _all(_ip_name("name must be specified"), _required("link", "link must be specified"),
                                       _required("apiToken", "apiToken must be specified"))),
-    "HostnameConfig": ((1, 12), _hostname),
+    "HostnameConfig": ((1, 12), _all(_hostname, _hostname_length)),
     "StaticHostConfig": ((1, 12), _all(_ip_name("name is required"), _required("hostnames", "at least one hostname is required"))),
     "LinkAliasConfig": ((1, 12), _NAME),
     "RegistryMirrorConfig": ((1, 12), _registry_mirror),
     "RegistryAuthConfig": ((1, 12), _NAME),
     "RegistryTLSConfig": ((1, 12), _NAME),
     "EnvironmentConfig": ((1, 13), _environment),
+    "VolumeConfig": ((1, 9), _system_volume),
+    "UserVolumeConfig": ((1, 10), _volume_name(34)),
+    "RawVolumeConfig": ((1, 11), _volume_name(34)),
+    "SwapVolumeConfig": ((1, 11), _volume_name(34)),
+    "ExistingVolumeConfig": ((1, 11), _volume_name(None)),
+    "ExternalVolumeConfig": ((1, 13), _volume_name(34)),
+    "RAIDArrayConfig": ((1, 14), _volume_name(32, underscore=True)),
+    "LVMVolumeGroupConfig": ((1, 14), _volume_name(63, underscore=True)),
+    "LVMLogicalVolumeConfig": ((1, 14), _volume_name(63, underscore=True)),
+    "NetworkRuleConfig": ((1, 9), _first(_NAME_IS_REQUIRED, _required("portSelector.ports", "portSelector.ports is required"))),
+    "SideroLinkConfig": ((1, 9), _url_scheme("apiUrl", "apiUrl is required", ("https", "grpc"), "apiUrl scheme must be https:// or grpc://")),
+    "WireguardConfig": ((1, 12), _all(_NAME, _wireguard)),
+    "RoutingRuleConfig": ((1, 13), _NAME),
+    "BlackholeRouteConfig": ((1, 13), _NAME),
+    "VRFConfig": ((1, 13), _all(_NAME, _vrf_table)),
+    "TCPProbeConfig": ((1, 13), _all(_named("probe name is required"), _required("endpoint", "TCP probe endpoint is required"))),
+    "HTTPProbeConfig": ((1, 14), _all(_named("probe name is required"), _url_scheme(
+        "url", "HTTP probe URL is required", ("http", "https"), "HTTP probe URL must be an absolute http or https URL with a non-empty host"))),
+    "VethConfig": ((1, 14), _veth_peer),
+    "KernelModuleConfig": ((1, 14), _NAME_IS_REQUIRED),
+    "SysctlConfig": ((1, 14), _keys_not_empty("sysctl")),
+    "SysfsConfig": ((1, 14), _keys_not_empty("sysfs")),
+    "EtcFileConfig": ((1, 14), _named("user etc file name cannot be empty")),
     "KubeSpanConfig": ((1, 13), _kubespan_mtu),
     "KubeAPIServerConfig": ((1, 14), _image("kube-apiserver")),
     "KubeControllerManagerConfig": ((1, 14), _image("kube-controller-manager", "enabled")),
