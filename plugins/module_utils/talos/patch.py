@@ -364,7 +364,7 @@ def strategic_merge(documents, patch_documents, contract=None):
     facts = field_facts(contract)
     for selectors, patch in patch_documents:
         for selector in selectors:
-            documents = _apply_selector(documents, selector)
+            documents = _apply_selector(documents, selector, contract)
         if patch is None:
             continue
         if _identity(patch) == ("v1alpha1",):
@@ -388,10 +388,14 @@ _VALUE_STRUCTS = {("cluster", "discovery", "registries"), ("cluster", "discovery
                   ("cluster", "discovery", "registries", "service")}
 
 
-def _apply_selector(documents, selector):
+def _apply_selector(documents, selector, contract=None):
     index = next((i for i, document in enumerate(documents) if _talos_id(document) == _selector_id(selector)), None)
+    if index is None and contract is not None and contract < (1, 14):
+        # Talos before 1.14 keeps such a delete as a document of its own, which it then writes out empty.
+        raise PatchError("patch delete: document '%s' is not in the config (Talos before 1.14 would write an empty document "
+                         "in its place)" % _selector_id(selector))
     if index is None:
-        return documents  # a delete of a document that is not there is skipped
+        return documents  # from 1.14 a delete of a document that is not there is skipped
     document = documents[index]
     path = ".".join(selector["path"])
     if not selector["path"]:

@@ -391,6 +391,41 @@ CONFLICTS = {
 }
 
 
+_LINK_KINDS = {(1, 12): ("BondConfig", "BridgeConfig", "DummyLinkConfig", "LinkConfig", "VLANConfig", "WireguardConfig"),
+               (1, 14): ("BondConfig", "BridgeConfig", "DummyLinkConfig", "LinkConfig", "VethConfig", "VLANConfig", "VRFConfig",
+                         "WireguardConfig")}
+
+
+def _conflicting_kinds(contract):
+    """kind -> the kinds that may not share its name (Talos's ConflictsWithKinds)."""
+    conflicts = {"ExistingVolumeConfig": ("UserVolumeConfig",), "UserVolumeConfig": ("ExistingVolumeConfig",)} if contract >= (1, 11) else {}
+    if contract >= (1, 12):
+        links = _LINK_KINDS[(1, 14) if contract >= (1, 14) else (1, 12)]
+        conflicts.update({kind: tuple(other for other in links if other != kind) for kind in links})
+        conflicts.update({"HCloudVIPConfig": ("Layer2VIPConfig",), "Layer2VIPConfig": ("HCloudVIPConfig",)})
+    return conflicts
+
+
+def _container_problems(documents, contract):
+    """What Talos's config container refuses: the same name under conflicting kinds, a link configured twice."""
+    conflicts = _conflicting_kinds(contract)
+    seen, claimed, links = set(), {}, _LINK_KINDS[(1, 14)] if contract >= (1, 14) else ()
+    for doc in documents:
+        if not doc.get("kind") or "version" in doc:
+            continue
+        doc_id = "%s/%s" % (doc["kind"], "" if doc.get("name") is None else doc["name"])
+        clash = next((other for other in conflicts.get(doc["kind"], ()) if "%s/%s" % (other, doc_id.split("/", 1)[1]) in seen), None)
+        if clash:
+            return ["conflicting documents: %s/%s and %s" % (clash, doc_id.split("/", 1)[1], doc_id)]
+        seen.add(doc_id)
+        names = [doc.get("name")] + ([(doc.get("peer") or {}).get("name")] if doc["kind"] == "VethConfig" and isinstance(doc.get("peer"), dict) else [])
+        for name in names if doc["kind"] in links else []:
+            if name in claimed:
+                return ["conflicting link configurations: %s and %s both configure %s" % (claimed[name], doc_id, _q(name))]
+            claimed[name] = doc_id
+    return []
+
+
 def _present(v1, path):
     value = _get(v1, path)
     return value not in (None, "", False)
@@ -402,7 +437,7 @@ def _doc_id(doc):
 
 def validate(documents, contract, v1=None):
     """Talos's problems with the non-v1alpha1 documents of one config (empty when it would accept them)."""
-    problems = []
+    problems = _container_problems(documents, contract)
     known = KINDS.get(contract, KINDS[max(KINDS)])
     for doc in documents:
         if doc is v1:

@@ -246,8 +246,11 @@ def test_from_114_a_patch_may_repeat_a_document_and_each_copy_merges():
     assert docs[1] == {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "off"}
 
 
-def test_a_delete_of_a_missing_document_is_skipped():
-    assert patch.apply(base(), {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "$patch": "delete"}, (1, 14)) == base()
+def test_a_delete_of_a_missing_document_is_skipped_from_114_and_refused_before():
+    delete = {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "$patch": "delete"}
+    assert patch.apply(base(), delete, (1, 14)) == base()
+    with pytest.raises(patch.PatchError, match="document 'v1alpha1/HostnameConfig' is not in the config"):
+        patch.apply(base(), delete, (1, 13))
 
 
 def test_pointer_fields_differ_by_version():

@@ -123,3 +123,27 @@ def test_every_supported_contract_has_its_kinds():
     for older, newer in zip(sorted(validation.KINDS), sorted(validation.KINDS)[1:]):
         assert validation.KINDS[older] <= validation.KINDS[newer]
     assert len(validation.KINDS[(1, 14)]) == 89  # every kind Talos 1.14 registers besides v1alpha1
+
+
+CONTAINER = {
+    "a link and a bond of one name": ((1, 12), [doc("LinkConfig", name="eth0"), doc("BondConfig", name="eth0", links=["a"], bondMode="active-backup")],
+                                      "conflicting documents: LinkConfig/eth0 and BondConfig/eth0"),
+    "a user volume and an existing volume of one name": ((1, 11), [doc("ExistingVolumeConfig", name="d"), doc("UserVolumeConfig", name="d")],
+                                                         "conflicting documents: ExistingVolumeConfig/d and UserVolumeConfig/d"),
+    "two VIP kinds for one address": ((1, 12), [doc("Layer2VIPConfig", name="10.0.0.9", link="eth0"),
+                                                doc("HCloudVIPConfig", name="10.0.0.9", link="eth0", apiToken="t")],
+                                      "conflicting documents: Layer2VIPConfig/10.0.0.9 and HCloudVIPConfig/10.0.0.9"),
+    "a veth peer named like a link": ((1, 14), [doc("LinkConfig", name="veth1"), doc("VethConfig", name="veth0", peer={"name": "veth1"})],
+                                      'conflicting link configurations: LinkConfig/veth1 and VethConfig/veth0 both configure "veth1"'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONTAINER))
+def test_talos_container_refuses(case):
+    contract, documents, message = CONTAINER[case]
+    assert message in validation.validate([V1] + documents, contract, V1)
+
+
+def test_link_kinds_of_different_names_do_not_conflict():
+    docs = [doc("LinkConfig", name="eth0"), doc("VLANConfig", name="eth0.5", vlanID=5, parent="eth0")]
+    assert validation.validate([docs[0], docs[1]], (1, 12)) == []
