@@ -24,7 +24,6 @@ MULTIDOC_JSON6902 = "JSON6902 patches are not supported for multi-document machi
 DELETE = "$patch"
 
 
-
 class PatchError(ValueError):
     """A patch that cannot be applied, or a config that Talos would reject."""
 
@@ -317,7 +316,8 @@ class _Merger:
                     result[match] = self.merge(result[match], item, path + (str(match),), item_schema)
                     continue
             if replace_key and isinstance(item, dict):
-                match = next((index for index, kept in enumerate(result) if isinstance(kept, dict) and kept.get(replace_key) == item.get(replace_key)), None)
+                same = [index for index, kept in enumerate(result) if isinstance(kept, dict) and kept.get(replace_key) == item.get(replace_key)]
+                match = same[0] if same else None
                 if match is not None:
                     result[match] = copy.deepcopy(item)
                     continue

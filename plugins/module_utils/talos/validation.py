@@ -16,16 +16,19 @@ import re
 
 _KINDS_19 = frozenset(
     "EventSinkConfig ExtensionServiceConfig KmsgLogConfig KubeSpanEndpointsConfig NetworkDefaultActionConfig "
-    "NetworkRuleConfig SideroLinkConfig TrustedRootsConfig VolumeConfig WatchdogTimerConfig".split())
+    "NetworkRuleConfig SideroLinkConfig TrustedRootsConfig VolumeConfig WatchdogTimerConfig".split()
+)
 _KINDS_110 = _KINDS_19 | {"EthernetConfig", "PCIDriverRebindConfig", "UserVolumeConfig"}
 _KINDS_111 = _KINDS_110 | {"ExistingVolumeConfig", "RawVolumeConfig", "SwapVolumeConfig", "ZswapConfig"}
 _KINDS_112 = _KINDS_111 | frozenset(
     "BondConfig BridgeConfig DHCPv4Config DHCPv6Config DummyLinkConfig HCloudVIPConfig HostnameConfig Layer2VIPConfig "
     "LinkAliasConfig LinkConfig OOMConfig RegistryAuthConfig RegistryMirrorConfig RegistryTLSConfig ResolverConfig "
-    "StaticHostConfig TimeSyncConfig VLANConfig WireguardConfig".split())
+    "StaticHostConfig TimeSyncConfig VLANConfig WireguardConfig".split()
+)
 _KINDS_113 = _KINDS_112 | frozenset(
     "BlackholeRouteConfig EnvironmentConfig ExternalVolumeConfig ImageVerificationConfig KubeSpanConfig RoutingRuleConfig "
-    "TCPProbeConfig VRFConfig".split())
+    "TCPProbeConfig VRFConfig".split()
+)
 _KINDS_114 = _KINDS_113 | frozenset(
     "BGPInstanceConfig CRIBaseRuntimeSpecConfig CRICustomizationConfig ContainerConfig DiscoveryIdentityConfig "
     "DiscoveryServiceConfig EtcFileConfig FilesystemScrubConfig FilesystemTrimConfig HTTPProbeConfig ImageCacheConfig "
@@ -35,7 +38,8 @@ _KINDS_114 = _KINDS_113 | frozenset(
     "KubeFlannelCNIConfig KubeInlineManifestConfig KubeNetworkConfig KubeNodeConfig KubePrismConfig KubeProxyConfig "
     "KubeSchedulerConfig KubeServiceAccountConfig KubeStaticPodConfig KubeTalosAPIAccessConfig KubeletConfig "
     "LVMLogicalVolumeConfig LVMVolumeGroupConfig RAIDArrayConfig SecurityProfileConfig SysctlConfig SysfsConfig "
-    "UdevRulesConfig UnattendedInstallConfig VethConfig".split())
+    "UdevRulesConfig UnattendedInstallConfig VethConfig".split()
+)
 # The document kinds each Talos version registers (all of apiVersion v1alpha1).
 KINDS = {(1, 9): _KINDS_19, (1, 10): _KINDS_110, (1, 11): _KINDS_111, (1, 12): _KINDS_112, (1, 13): _KINDS_113, (1, 14): _KINDS_114}
 
@@ -69,12 +73,14 @@ def _get(doc, field):
 
 def _first(*checks):
     """Talos returns on the first failing check of these kinds."""
+
     def check(doc, contract):
         for one in checks:
             problems = one(doc, contract)
             if problems:
                 return problems[:1]
         return []
+
     return check
 
 
@@ -86,17 +92,26 @@ def _ip_name(message):
         try:
             ipaddress.ip_address(str(name))
         except ValueError:
-            return ["name must be a valid IP address" if message == "name is required" else "name must be a valid IP address: ParseAddr(%s): unable to parse IP" % _q(name)]
+            return [
+                (
+                    "name must be a valid IP address"
+                    if message == "name is required"
+                    else "name must be a valid IP address: ParseAddr(%s): unable to parse IP" % _q(name)
+                )
+            ]
         return []
+
     return check
 
 
 def _image(component, disabled_field=None):
     """A Kubernetes component document: its image is required unless the component is disabled."""
+
     def check(doc, _contract):
         if disabled_field and doc.get(disabled_field) is False:
             return []
         return ["%s image cannot be empty" % component] if _empty(doc.get("image")) else []
+
     return check
 
 
@@ -116,6 +131,7 @@ def _manifest_name(label):
         if not _DNS1123_SUBDOMAIN.match(str(name)):
             return ["%s name is invalid: domain doesn't match required format: %s" % (label, _q(name))]
         return []
+
     return check
 
 
@@ -143,7 +159,6 @@ def _vlan(doc, _contract):
     if doc.get("vlanMode") not in (None, "802.1q", "802.1ad"):
         problems.append("vlanMode must be either '802.1q' or '802.1ad'")
     return problems
-
 
 
 def _hostname(doc, _contract):
@@ -210,10 +225,10 @@ def _registry_mirror(doc, _contract):
         if _empty(url):
             problems.append("endpoints[%d].url must be specified" % index)
         elif str(url).split("://", 1)[0] not in ("http", "https") or "://" not in str(url):
-            problems.append("endpoints[%d].url has unsupported scheme: %s" % (index, _q(str(url).split("://", 1)[0] if "://" in str(url) else "")))
+            problems.append(
+                "endpoints[%d].url has unsupported scheme: %s" % (index, _q(str(url).split("://", 1)[0] if "://" in str(url) else ""))
+            )
     return problems
-
-
 
 
 def _hostname_length(doc, _contract):
@@ -228,8 +243,11 @@ def _hostname_length(doc, _contract):
 def _volume_name(max_length, underscore=False):
     """The name rules of user, raw, swap, external, RAID and LVM volumes (max_length None: no limit)."""
     allowed = re.compile(r"[A-Za-z0-9_-]*\Z" if underscore else r"[A-Za-z0-9-]*\Z")
-    wording = ("name can only contain ASCII letters, digits, hyphens and underscores" if underscore
-               else "name can only contain lowercase and uppercase ASCII letters, digits, and hyphens")
+    wording = (
+        "name can only contain ASCII letters, digits, hyphens and underscores"
+        if underscore
+        else "name can only contain lowercase and uppercase ASCII letters, digits, and hyphens"
+    )
 
     def check(doc, _contract):
         name = "" if doc.get("name") is None else str(doc.get("name"))
@@ -239,12 +257,16 @@ def _volume_name(max_length, underscore=False):
         if not allowed.match(name):
             problems.append(wording)
         return problems
+
     return check
 
 
 # VolumeConfig names each version accepts, in Talos's order.
-_SYSTEM_VOLUMES = {(1, 9): ["EPHEMERAL", "IMAGECACHE"], (1, 11): ["STATE", "EPHEMERAL", "IMAGECACHE"],
-                   (1, 14): ["STATE", "EPHEMERAL", "IMAGECACHE", "ETCD", "CRI", "KUBELET", "LOG"]}
+_SYSTEM_VOLUMES = {
+    (1, 9): ["EPHEMERAL", "IMAGECACHE"],
+    (1, 11): ["STATE", "EPHEMERAL", "IMAGECACHE"],
+    (1, 14): ["STATE", "EPHEMERAL", "IMAGECACHE", "ETCD", "CRI", "KUBELET", "LOG"],
+}
 
 
 def _system_volume(doc, contract):
@@ -272,6 +294,7 @@ def _url_scheme(field, required, schemes, wording):
         if _empty(url):
             return [required]
         return [] if "://" in str(url) and str(url).split("://", 1)[0] in schemes else [wording]
+
     return check
 
 
@@ -301,8 +324,10 @@ VALIDATORS = {
     "WatchdogTimerConfig": ((1, 9), _required("device", "watchdog device: empty value")),
     "EthernetConfig": ((1, 10), _NAME_IS_REQUIRED),
     "ZswapConfig": ((1, 11), _zswap),
-    "BondConfig": ((1, 12), _all(_NAME, _required("links", "at least one link must be specified"),
-                                  _required("bondMode", "bond mode must be specified"))),
+    "BondConfig": (
+        (1, 12),
+        _all(_NAME, _required("links", "at least one link must be specified"), _required("bondMode", "bond mode must be specified")),
+    ),
     "BridgeConfig": ((1, 12), _NAME),
     "DummyLinkConfig": ((1, 12), _NAME),
     "LinkConfig": ((1, 12), _NAME),
@@ -310,8 +335,14 @@ VALIDATORS = {
     "DHCPv4Config": ((1, 12), _NAME),
     "DHCPv6Config": ((1, 12), _NAME),
     "Layer2VIPConfig": ((1, 12), _all(_ip_name("name must be specified"), _required("link", "link must be specified"))),
-    "HCloudVIPConfig": ((1, 12), _all(_ip_name("name must be specified"), _required("link", "link must be specified"),
-                                      _required("apiToken", "apiToken must be specified"))),
+    "HCloudVIPConfig": (
+        (1, 12),
+        _all(
+            _ip_name("name must be specified"),
+            _required("link", "link must be specified"),
+            _required("apiToken", "apiToken must be specified"),
+        ),
+    ),
     "HostnameConfig": ((1, 12), _all(_hostname, _hostname_length)),
     "StaticHostConfig": ((1, 12), _all(_ip_name("name is required"), _required("hostnames", "at least one hostname is required"))),
     "LinkAliasConfig": ((1, 12), _NAME),
@@ -329,14 +360,27 @@ VALIDATORS = {
     "LVMVolumeGroupConfig": ((1, 14), _volume_name(63, underscore=True)),
     "LVMLogicalVolumeConfig": ((1, 14), _volume_name(63, underscore=True)),
     "NetworkRuleConfig": ((1, 9), _first(_NAME_IS_REQUIRED, _required("portSelector.ports", "portSelector.ports is required"))),
-    "SideroLinkConfig": ((1, 9), _url_scheme("apiUrl", "apiUrl is required", ("https", "grpc"), "apiUrl scheme must be https:// or grpc://")),
+    "SideroLinkConfig": (
+        (1, 9),
+        _url_scheme("apiUrl", "apiUrl is required", ("https", "grpc"), "apiUrl scheme must be https:// or grpc://"),
+    ),
     "WireguardConfig": ((1, 12), _all(_NAME, _wireguard)),
     "RoutingRuleConfig": ((1, 13), _NAME),
     "BlackholeRouteConfig": ((1, 13), _NAME),
     "VRFConfig": ((1, 13), _all(_NAME, _vrf_table)),
     "TCPProbeConfig": ((1, 13), _all(_named("probe name is required"), _required("endpoint", "TCP probe endpoint is required"))),
-    "HTTPProbeConfig": ((1, 14), _all(_named("probe name is required"), _url_scheme(
-        "url", "HTTP probe URL is required", ("http", "https"), "HTTP probe URL must be an absolute http or https URL with a non-empty host"))),
+    "HTTPProbeConfig": (
+        (1, 14),
+        _all(
+            _named("probe name is required"),
+            _url_scheme(
+                "url",
+                "HTTP probe URL is required",
+                ("http", "https"),
+                "HTTP probe URL must be an absolute http or https URL with a non-empty host",
+            ),
+        ),
+    ),
     "VethConfig": ((1, 14), _veth_peer),
     "KernelModuleConfig": ((1, 14), _NAME_IS_REQUIRED),
     "SysctlConfig": ((1, 14), _keys_not_empty("sysctl")),
@@ -348,10 +392,17 @@ VALIDATORS = {
     "KubeSchedulerConfig": ((1, 14), _image("scheduler", "enabled")),
     "KubeProxyConfig": ((1, 14), _all(_image("proxy", "enabled"), _proxy_mode)),
     "KubeletConfig": ((1, 14), _image("kubelet")),
-    "KubeClusterConfig": ((1, 14), _all(_required("clusterName", "clusterName must be specified"),
-                                        _required("endpoint", "endpoint must be specified"))),
-    "KubeServiceAccountConfig": ((1, 14), _all(_required("issuer.privateKey", "service issuer private key is required"),
-                                               _required("issuer.issuerURL", "service issuer URL is required"))),
+    "KubeClusterConfig": (
+        (1, 14),
+        _all(_required("clusterName", "clusterName must be specified"), _required("endpoint", "endpoint must be specified")),
+    ),
+    "KubeServiceAccountConfig": (
+        (1, 14),
+        _all(
+            _required("issuer.privateKey", "service issuer private key is required"),
+            _required("issuer.issuerURL", "service issuer URL is required"),
+        ),
+    ),
     "KubeAggregatorCAConfig": ((1, 14), _required("issuingCA", "issuing CA is not set")),
     "KubeExternalManifestConfig": ((1, 14), _all(_manifest_name("manifest"), _external_manifest_url)),
     "KubeInlineManifestConfig": ((1, 14), _manifest_name("manifest")),
@@ -363,42 +414,146 @@ VALIDATORS = {
     "KubeAuthorizerConfig": ((1, 14), _authorizer),
 }
 
+
+def _cannot_use(what, path, kind):
+    return "%s in v1alpha1 config (%s) can't be used with %s document, please remove it to avoid conflicts" % (what, path, kind)
+
+
+def _use_only(what, path, kind):
+    return "%s is already set in the v1alpha1 config (%s). Please remove it and use only the new %s document to avoid conflicts" % (
+        what,
+        path,
+        kind,
+    )
+
+
 # kind -> (first contract, [(v1alpha1 path that must be unset, message)]): Talos reports the first conflict.
 CONFLICTS = {
-    "HostnameConfig": ((1, 12), [("machine.network.hostname", "static hostname is already set in v1alpha1 config"),
-                                 ("machine.features.stableHostname", "stable hostname is already set in v1alpha1 config")]),
-    "ResolverConfig": ((1, 12), [("machine.network.searchDomains", ".machine.network.searchDomains is already set in v1alpha1 config"),
-                                 ("machine.network.nameservers", ".machine.network.nameservers is already set in v1alpha1 config"),
-                                 ("machine.network.disableSearchDomain", ".machine.network.disableSearchDomain is already set in v1alpha1 config")]),
-    "UnattendedInstallConfig": ((1, 14), [("machine.install", "UnattendedInstallConfig config is incompatible with v1alpha1 config (.machine.install)")]),
-    "KubeProxyConfig": ((1, 14), [("cluster.proxy", "cluster proxy config in v1alpha1 config (.machine.cluster.proxy) can't be used with KubeProxyConfig document, please remove it to avoid conflicts")]),
-    "KubeAPIServerConfig": ((1, 14), [("cluster.apiServer", "kube-apiserver config is already set in v1alpha1 config (.cluster.apiServer)"),
-                                      ("cluster.controlPlane.localAPIServerPort", "kube-apiserver API port is already set in v1alpha1 config (.cluster.controlPlane.localAPIServerPort)")]),
-    "KubeControllerManagerConfig": ((1, 14), [("cluster.controllerManager", "kube-controller-manager config is already set in v1alpha1 config (.cluster.controllerManager)")]),
-    "KubeSchedulerConfig": ((1, 14), [("cluster.scheduler", "kube-scheduler config is already set in v1alpha1 config (.cluster.scheduler)")]),
+    "HostnameConfig": (
+        (1, 12),
+        [
+            ("machine.network.hostname", "static hostname is already set in v1alpha1 config"),
+            ("machine.features.stableHostname", "stable hostname is already set in v1alpha1 config"),
+        ],
+    ),
+    "ResolverConfig": (
+        (1, 12),
+        [
+            ("machine.network.searchDomains", ".machine.network.searchDomains is already set in v1alpha1 config"),
+            ("machine.network.nameservers", ".machine.network.nameservers is already set in v1alpha1 config"),
+            ("machine.network.disableSearchDomain", ".machine.network.disableSearchDomain is already set in v1alpha1 config"),
+        ],
+    ),
+    "UnattendedInstallConfig": (
+        (1, 14),
+        [("machine.install", "UnattendedInstallConfig config is incompatible with v1alpha1 config (.machine.install)")],
+    ),
+    "KubeProxyConfig": (
+        (1, 14),
+        [
+            (
+                "cluster.proxy",
+                _cannot_use("cluster proxy config", ".machine.cluster.proxy", "KubeProxyConfig"),
+            )
+        ],
+    ),
+    "KubeAPIServerConfig": (
+        (1, 14),
+        [
+            ("cluster.apiServer", "kube-apiserver config is already set in v1alpha1 config (.cluster.apiServer)"),
+            (
+                "cluster.controlPlane.localAPIServerPort",
+                "kube-apiserver API port is already set in v1alpha1 config (.cluster.controlPlane.localAPIServerPort)",
+            ),
+        ],
+    ),
+    "KubeControllerManagerConfig": (
+        (1, 14),
+        [("cluster.controllerManager", "kube-controller-manager config is already set in v1alpha1 config (.cluster.controllerManager)")],
+    ),
+    "KubeSchedulerConfig": (
+        (1, 14),
+        [("cluster.scheduler", "kube-scheduler config is already set in v1alpha1 config (.cluster.scheduler)")],
+    ),
     "KubeletConfig": ((1, 14), [("machine.kubelet", "kubelet config is already set in v1alpha1 config (.machine.kubelet)")]),
-    "KubeClusterConfig": ((1, 14), [("cluster.clusterName", "cluster name is already set in the v1alpha1 config (.cluster.clusterName). Please remove it and use only the new KubeClusterConfig document to avoid conflicts")]),
-    "KubeNetworkConfig": ((1, 14), [("cluster.network", "cluster network config is already set in the v1alpha1 config (.machine.cluster.network). Please remove it and use only the new KubeNetworkConfig document to avoid conflicts")]),
+    "KubeClusterConfig": (
+        (1, 14),
+        [
+            (
+                "cluster.clusterName",
+                _use_only("cluster name", ".cluster.clusterName", "KubeClusterConfig"),
+            )
+        ],
+    ),
+    "KubeNetworkConfig": (
+        (1, 14),
+        [
+            (
+                "cluster.network",
+                _use_only("cluster network config", ".machine.cluster.network", "KubeNetworkConfig"),
+            )
+        ],
+    ),
     "KubeCoreDNSConfig": ((1, 14), [("cluster.coreDNS", "CoreDNS config is already set in v1alpha1 config (.cluster.coreDNS)")]),
-    "KubeServiceAccountConfig": ((1, 14), [("cluster.serviceAccount", "service account is already set in v1alpha1 config (.cluster.serviceAccount)")]),
+    "KubeServiceAccountConfig": (
+        (1, 14),
+        [("cluster.serviceAccount", "service account is already set in v1alpha1 config (.cluster.serviceAccount)")],
+    ),
     "KubeAPIServerCAConfig": ((1, 14), [("cluster.ca", "kube-apiserver CA is already set in v1alpha1 config (.cluster.ca)")]),
-    "KubeAggregatorCAConfig": ((1, 14), [("cluster.aggregatorCA", "kube-apiserver aggregator CA is already set in v1alpha1 config (.cluster.aggregatorCA), please remove it and use the new KubeAggregatorCAConfig document instead")]),
-    "KubePrismConfig": ((1, 14), [("machine.features.kubePrism", "KubePrism config in v1alpha1 config (.machine.features.kubePrism) can't be used with KubePrismConfig document, please remove it to avoid conflicts")]),
-    "KubeTalosAPIAccessConfig": ((1, 14), [("machine.features.kubernetesTalosAPIAccess", ".machine.features.kubernetesTalosAPIAccess is already set in v1alpha1 config")]),
-    "KubeFlannelCNIConfig": ((1, 14), [("cluster.network", "cluster network config in v1alpha1 config (.machine.cluster.network) can't be used with KubeFlannelCNIConfig document, please remove it to avoid conflicts")]),
-    "DiscoveryIdentityConfig": ((1, 14), [("cluster.id", "cluster identity is already configured in .cluster.id/.cluster.secret of the v1alpha1 config")]),
-    "DiscoveryServiceConfig": ((1, 14), [("cluster.discovery", "discovery service is already configured in .cluster.discovery of the v1alpha1 config")]),
+    "KubeAggregatorCAConfig": (
+        (1, 14),
+        [
+            (
+                "cluster.aggregatorCA",
+                "kube-apiserver aggregator CA is already set in v1alpha1 config (.cluster.aggregatorCA), "
+                "please remove it and use the new KubeAggregatorCAConfig document instead",
+            )
+        ],
+    ),
+    "KubePrismConfig": (
+        (1, 14),
+        [
+            (
+                "machine.features.kubePrism",
+                _cannot_use("KubePrism config", ".machine.features.kubePrism", "KubePrismConfig"),
+            )
+        ],
+    ),
+    "KubeTalosAPIAccessConfig": (
+        (1, 14),
+        [("machine.features.kubernetesTalosAPIAccess", ".machine.features.kubernetesTalosAPIAccess is already set in v1alpha1 config")],
+    ),
+    "KubeFlannelCNIConfig": (
+        (1, 14),
+        [
+            (
+                "cluster.network",
+                _cannot_use("cluster network config", ".machine.cluster.network", "KubeFlannelCNIConfig"),
+            )
+        ],
+    ),
+    "DiscoveryIdentityConfig": (
+        (1, 14),
+        [("cluster.id", "cluster identity is already configured in .cluster.id/.cluster.secret of the v1alpha1 config")],
+    ),
+    "DiscoveryServiceConfig": (
+        (1, 14),
+        [("cluster.discovery", "discovery service is already configured in .cluster.discovery of the v1alpha1 config")],
+    ),
 }
 
 
-_LINK_KINDS = {(1, 12): ("BondConfig", "BridgeConfig", "DummyLinkConfig", "LinkConfig", "VLANConfig", "WireguardConfig"),
-               (1, 14): ("BondConfig", "BridgeConfig", "DummyLinkConfig", "LinkConfig", "VethConfig", "VLANConfig", "VRFConfig",
-                         "WireguardConfig")}
+_LINK_KINDS = {
+    (1, 12): ("BondConfig", "BridgeConfig", "DummyLinkConfig", "LinkConfig", "VLANConfig", "WireguardConfig"),
+    (1, 14): ("BondConfig", "BridgeConfig", "DummyLinkConfig", "LinkConfig", "VethConfig", "VLANConfig", "VRFConfig", "WireguardConfig"),
+}
 
 
 def _conflicting_kinds(contract):
     """kind -> the kinds that may not share its name (Talos's ConflictsWithKinds)."""
-    conflicts = {"ExistingVolumeConfig": ("UserVolumeConfig",), "UserVolumeConfig": ("ExistingVolumeConfig",)} if contract >= (1, 11) else {}
+    conflicts = (
+        {"ExistingVolumeConfig": ("UserVolumeConfig",), "UserVolumeConfig": ("ExistingVolumeConfig",)} if contract >= (1, 11) else {}
+    )
     if contract >= (1, 12):
         links = _LINK_KINDS[(1, 14) if contract >= (1, 14) else (1, 12)]
         conflicts.update({kind: tuple(other for other in links if other != kind) for kind in links})
@@ -418,7 +573,9 @@ def _container_problems(documents, contract):
         if clash:
             return ["conflicting documents: %s/%s and %s" % (clash, doc_id.split("/", 1)[1], doc_id)]
         seen.add(doc_id)
-        names = [doc.get("name")] + ([(doc.get("peer") or {}).get("name")] if doc["kind"] == "VethConfig" and isinstance(doc.get("peer"), dict) else [])
+        names = [doc.get("name")] + (
+            [(doc.get("peer") or {}).get("name")] if doc["kind"] == "VethConfig" and isinstance(doc.get("peer"), dict) else []
+        )
         for name in names if doc["kind"] in links else []:
             if name in claimed:
                 return ["conflicting link configurations: %s and %s both configure %s" % (claimed[name], doc_id, _q(name))]
@@ -446,7 +603,10 @@ def validate(documents, contract, v1=None):
         if not kind or not api_version:
             continue  # patch.validate reports documents without apiVersion and kind
         if kind not in known or api_version != "v1alpha1":
-            problems.append("error decoding document %s/%s/%s: %s %s: not registered" % (api_version, kind, doc.get("name") or "", _q(kind), _q(api_version)))
+            problems.append(
+                "error decoding document %s/%s/%s: %s %s: not registered"
+                % (api_version, kind, doc.get("name") or "", _q(kind), _q(api_version))
+            )
             continue
         first, check = VALIDATORS.get(kind, ((1, 9), None))
         if check and contract >= first:

@@ -57,9 +57,12 @@ REFUSED = {
     "EthernetConfig without name": ((1, 10), doc("EthernetConfig"), "EthernetConfig: name is required"),
     "ZswapConfig over 100 percent": ((1, 11), doc("ZswapConfig", maxPoolPercent=120), "ZswapConfig: maxPoolPercent must be between 0 and 100"),
     "KubeSpanConfig with a small MTU": ((1, 13), doc("KubeSpanConfig", mtu=1000), "KubeSpanConfig: kubespan link MTU must be at least 1280"),
-    "EnvironmentConfig with a bad name": ((1, 13), doc("EnvironmentConfig", variables={"1X": "y"}), 'EnvironmentConfig: invalid environment variable name: "1X"'),
-    "HostnameConfig with a long label": ((1, 12), doc("HostnameConfig", auto="off", hostname="a" * 64 + ".lan"), 'HostnameConfig: invalid hostname "' + "a" * 64),
-    "VolumeConfig of an unknown volume (1.9)": ((1, 9), doc("VolumeConfig", name="STATE"), 'VolumeConfig/STATE: only ["EPHEMERAL" "IMAGECACHE"] volumes are supported'),
+    "EnvironmentConfig with a bad name": ((1, 13), doc("EnvironmentConfig", variables={"1X": "y"}),
+                                          'EnvironmentConfig: invalid environment variable name: "1X"'),
+    "HostnameConfig with a long label": ((1, 12), doc("HostnameConfig", auto="off", hostname="a" * 64 + ".lan"),
+                                         'HostnameConfig: invalid hostname "' + "a" * 64),
+    "VolumeConfig of an unknown volume (1.9)": ((1, 9), doc("VolumeConfig", name="STATE"),
+                                                'VolumeConfig/STATE: only ["EPHEMERAL" "IMAGECACHE"] volumes are supported'),
     "VolumeConfig of an unknown volume (1.14)": ((1, 14), doc("VolumeConfig", name="DATA"),
                                                  'only ["STATE" "EPHEMERAL" "IMAGECACHE" "ETCD" "CRI" "KUBELET" "LOG"] volumes are supported'),
     "UserVolumeConfig with a bad name": ((1, 10), doc("UserVolumeConfig", name="data_1"),
@@ -80,7 +83,8 @@ REFUSED = {
                                              "cluster proxy config in v1alpha1 config (.machine.cluster.proxy) can't be used with KubeProxyConfig document"),
     "KubeClusterConfig beside cluster.clusterName": ((1, 14), doc("KubeClusterConfig", clusterName="c", endpoint="https://a:6443"),
                                                      "cluster name is already set in the v1alpha1 config (.cluster.clusterName)"),
-    "DiscoveryIdentityConfig beside cluster.id": ((1, 14), doc("DiscoveryIdentityConfig"), "cluster identity is already configured in .cluster.id/.cluster.secret"),
+    "DiscoveryIdentityConfig beside cluster.id": ((1, 14), doc("DiscoveryIdentityConfig"),
+                                                  "cluster identity is already configured in .cluster.id/.cluster.secret"),
 }
 
 
