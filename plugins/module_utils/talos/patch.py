@@ -3,10 +3,12 @@
 """Talos config patches: strategic merge and RFC 6902, with Talos's rules, plus the checks a patch can break.
 
 A patch is YAML/JSON text, a mapping (one strategic-merge document), a list of RFC 6902 operations
-(`{op, path, ...}`) or a list of strategic-merge documents. Strategic merge matches documents by
-apiVersion/kind/name (the v1alpha1 document is the one with `version:`), merges maps, appends lists
-except Talos's replace and keyed paths, ignores zero scalars ("" and 0) but always applies booleans,
-and honours `$patch: delete` on list items, map keys and whole non-v1alpha1 documents.
+(`{op, path, ...}`) or a list of strategic-merge documents. As Talos's configpatcher does, each
+strategic-merge document is split into its `$patch: delete` selectors, applied first (a delete of
+something absent fails with `lookup failed`), and the rest, merged into the document of the same
+apiVersion/kind/name (the v1alpha1 document is the one with `version:`) or appended. The merge
+follows Talos's merge package over the Go types: maps merge, lists append unless replaced or keyed,
+zero scalars leave a value alone except on pointer fields, booleans always apply (field_facts).
 """
 
 from __future__ import annotations
@@ -193,33 +195,32 @@ _V1_ARGS = {("machine", "kubelet", "extraArgs"), ("cluster", "apiServer", "extra
             ("cluster", "proxy", "extraArgs"), ("cluster", "scheduler", "extraArgs"), ("cluster", "etcd", "extraArgs")}
 
 
+def _no_facts():
+    return {"replace": set(), "keyed": {}, "pointer": set(), "args": set(), "replace_items": {}}
+
+
 def field_facts(contract):
     """{kind: {"replace": paths, "keyed": {path: keys}, "pointer": paths, "args": paths, "replace_items": {path: key}}}.
 
-    Paths are tuples of keys with "*" for any list item. "pointer" fields are Go pointers to numbers, where an
-    explicit 0 in a patch overrides; "args" are the 1.13+ extraArgs maps whose entries a patch replaces whole.
+    Paths are tuples of keys with "*" for any list item. "replace" fields are Talos's `merge:"replace"` ones;
+    "keyed" lists merge an item into the one with the same key; "replace_items" lists replace it whole;
+    "pointer" fields are Go pointers to numbers, where an explicit 0 in a patch overrides; "args" are the
+    1.13+ extraArgs maps whose entries a patch replaces whole.
     """
     contract = contract or (1, 14)
     facts = {}
 
-    def add(kind, sort, *paths, **keyed):
-        entry = facts.setdefault(kind, {"replace": set(), "keyed": {}, "pointer": set(), "args": set(), "replace_items": {}})
-        if sort == "keyed":
-            entry["keyed"].update(keyed)
-        elif sort == "replace_items":
-            entry["replace_items"].update(keyed)
-        else:
-            entry[sort].update(paths)
+    def add(kind, sort, *paths):
+        facts.setdefault(kind, _no_facts())[sort].update(paths)
+
+    def key(kind, sort, path, keys):
+        facts.setdefault(kind, _no_facts())[sort][path] = keys
 
     add(_V1, "replace", ("cluster", "network", "podSubnets"), ("cluster", "network", "serviceSubnets"), ("cluster", "apiServer", "auditPolicy"))
-    add(_V1, "keyed")
-    facts[_V1]["keyed"].update({
-        ("machine", "network", "interfaces"): ("interface", "deviceSelector"),
-        ("machine", "network", "interfaces", "*", "vlans"): ("vlanId",),
-        ("cluster", "apiServer", "admissionControl"): ("name",),
-    })
-    add("ExtensionServiceConfig", "keyed")
-    facts["ExtensionServiceConfig"]["keyed"][("configFiles",)] = ("mountPath",)
+    key(_V1, "keyed", ("machine", "network", "interfaces"), ("interface", "deviceSelector"))
+    key(_V1, "keyed", ("machine", "network", "interfaces", "*", "vlans"), ("vlanId",))
+    key(_V1, "keyed", ("cluster", "apiServer", "admissionControl"), ("name",))
+    key("ExtensionServiceConfig", "keyed", ("configFiles",), ("mountPath",))
     add(_V1, "pointer", ("machine", "network", "kubespan", "mtu"))
     add("NetworkRuleConfig", "replace", ("ingress",), ("portSelector", "ports"))
     if contract >= (1, 10):
@@ -233,8 +234,7 @@ def field_facts(contract):
     if contract >= (1, 13):
         add(_V1, "args", *_V1_ARGS)
         add("KubeSpanConfig", "pointer", ("mtu",))
-        add("ImageVerificationConfig", "replace_items")
-        facts["ImageVerificationConfig"]["replace_items"][("rules",)] = "image"
+        key("ImageVerificationConfig", "replace_items", ("rules",), "image")
     if contract >= (1, 14):
         for kind, paths in _K8S_REPLACE_114.items():
             add(kind, "replace", *paths)
@@ -265,7 +265,7 @@ class _Merger:
 
     def __init__(self, kind, schema, facts):
         self.schema = schema
-        self.facts = facts.get(kind) or {"replace": set(), "keyed": {}, "pointer": set(), "args": set(), "replace_items": {}}
+        self.facts = facts.get(kind) or _no_facts()
 
     def merge(self, left, right, path=(), schema=None):
         generic = _generic(path)
@@ -341,12 +341,6 @@ def _schema_of(document):
     if _identity(document) == ("v1alpha1",):
         return V1ALPHA1
     return DOCUMENTS.get(document.get("kind"))
-
-
-def merge(left, right, path=(), contract=None, kind=_V1):
-    """right merged into left with Talos's rules; neither input is modified."""
-    schema = V1ALPHA1 if kind == _V1 else DOCUMENTS.get(kind)
-    return _Merger(kind, schema, field_facts(contract)).merge(left, right, path, schema)
 
 
 def _trim_inline_manifests(document):
