@@ -310,6 +310,38 @@ def _veth_peer(doc, _contract):
     return ["name and peer name must be different"] if not _empty(name) and name == peer else []
 
 
+def _image_rules(doc, _contract):
+    problems = []
+    for index, rule in enumerate(doc.get("rules") or []):
+        rule = rule if isinstance(rule, dict) else {}
+        skip, deny = rule.get("skip") is True, rule.get("deny") is True
+        verifiers = [name for name in ("keyless", "publicKey") if rule.get(name) is not None]
+        if _empty(rule.get("image")):
+            problems.append("rule %d: imagePattern must be specified" % index)
+        if skip and deny:
+            problems.append("rule %d: skip and deny cannot both be true" % index)
+        if (skip or deny) and verifiers:
+            problems.append("rule %d: verifiers cannot be configured if skip or deny is true" % index)
+        if not (skip or deny or verifiers):
+            problems.append("rule %d: at least one verifier must be configured" % index)
+        if len(verifiers) == 2:
+            problems.append("rule %d: only one of keyless or publicKey verifier can be configured" % index)
+    return problems
+
+
+_ROLES = ("os:admin", "os:operator", "os:reader", "os:etcd:backup", "os:image:verifier", "os:meta:writer", "os:impersonator")
+
+
+def _allowed_roles(doc, _contract):
+    return ["invalid role %s in .allowedRoles" % _q(role) for role in doc.get("allowedRoles") or [] if role not in _ROLES]
+
+
+def _subnet_counts(doc, _contract):
+    if len(doc.get("podSubnets") or []) == len(doc.get("serviceSubnets") or []):
+        return []
+    return ["the number of pod subnets must match the number of service subnets"]
+
+
 def _all(*checks):
     return lambda doc, contract: [problem for check in checks for problem in check(doc, contract)]
 
@@ -386,6 +418,15 @@ VALIDATORS = {
     "SysctlConfig": ((1, 14), _keys_not_empty("sysctl")),
     "SysfsConfig": ((1, 14), _keys_not_empty("sysfs")),
     "EtcFileConfig": ((1, 14), _named("user etc file name cannot be empty")),
+    "ImageVerificationConfig": ((1, 13), _image_rules),
+    "UnattendedInstallConfig": ((1, 14), _required("provisioning.diskSelector.match", "provisioning.volumeSelector.match is required")),
+    "DiscoveryServiceConfig": ((1, 14), _first(_NAME_IS_REQUIRED, _required("endpoint", "endpoint is required"))),
+    "DiscoveryIdentityConfig": (
+        (1, 14),
+        _first(_required("clusterID", "clusterID is required"), _required("clusterSecret", "clusterSecret is required")),
+    ),
+    "KubeNetworkConfig": ((1, 14), _subnet_counts),
+    "KubeTalosAPIAccessConfig": ((1, 14), _allowed_roles),
     "KubeSpanConfig": ((1, 13), _kubespan_mtu),
     "KubeAPIServerConfig": ((1, 14), _image("kube-apiserver")),
     "KubeControllerManagerConfig": ((1, 14), _image("kube-controller-manager", "enabled")),
