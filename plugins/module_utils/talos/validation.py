@@ -342,6 +342,17 @@ def _subnet_counts(doc, _contract):
     return ["the number of pod subnets must match the number of service subnets"]
 
 
+def _host_port(doc, _contract):
+    endpoint = "" if doc.get("endpoint") is None else str(doc.get("endpoint"))
+    if ":" not in endpoint:
+        return ["event sink endpoint: address %s: missing port in address" % endpoint]
+    return []
+
+
+def _one_time_source(doc, _contract):
+    return ["only one of ntp or ptp configuration can be specified"] if doc.get("ntp") is not None and doc.get("ptp") is not None else []
+
+
 def _all(*checks):
     return lambda doc, contract: [problem for check in checks for problem in check(doc, contract)]
 
@@ -426,6 +437,8 @@ VALIDATORS = {
         _first(_required("clusterID", "clusterID is required"), _required("clusterSecret", "clusterSecret is required")),
     ),
     "KubeNetworkConfig": ((1, 14), _subnet_counts),
+    "EventSinkConfig": ((1, 9), _host_port),
+    "TimeSyncConfig": ((1, 12), _one_time_source),
     "KubeTalosAPIAccessConfig": ((1, 14), _allowed_roles),
     "KubeSpanConfig": ((1, 13), _kubespan_mtu),
     "KubeAPIServerConfig": ((1, 14), _image("kube-apiserver")),
@@ -483,6 +496,14 @@ CONFLICTS = {
             ("machine.network.searchDomains", ".machine.network.searchDomains is already set in v1alpha1 config"),
             ("machine.network.nameservers", ".machine.network.nameservers is already set in v1alpha1 config"),
             ("machine.network.disableSearchDomain", ".machine.network.disableSearchDomain is already set in v1alpha1 config"),
+        ],
+    ),
+    "TimeSyncConfig": (
+        (1, 12),
+        [
+            ("machine.time.disabled", "time sync cannot be disabled in both v1alpha1 and new-style configuration"),
+            ("machine.time.servers", "time servers cannot be specified in both v1alpha1 and new-style configuration"),
+            ("machine.time.bootTimeout", "boot timeout cannot be specified in both v1alpha1 and new-style configuration"),
         ],
     ),
     "UnattendedInstallConfig": (

@@ -90,6 +90,12 @@ REFUSED = {
                                                 "KubeNetworkConfig: the number of pod subnets must match the number of service subnets"),
     "KubeTalosAPIAccessConfig with an unknown role": ((1, 14), doc("KubeTalosAPIAccessConfig", allowedRoles=["os:root"]),
                                                       'KubeTalosAPIAccessConfig: invalid role "os:root" in .allowedRoles'),
+    "EventSinkConfig without a port": ((1, 9), doc("EventSinkConfig", endpoint="10.0.0.1"),
+                                       "EventSinkConfig: event sink endpoint: address 10.0.0.1: missing port in address"),
+    "TimeSyncConfig with NTP and PTP": ((1, 12), doc("TimeSyncConfig", ntp={"servers": ["pool.ntp.org"]}, ptp={"devices": ["/dev/ptp0"]}),
+                                        "TimeSyncConfig: only one of ntp or ptp configuration can be specified"),
+    "TimeSyncConfig beside machine.time.servers": ((1, 12), dict(doc("TimeSyncConfig"), v1={"machine": {"time": {"servers": ["a"]}}}),
+                                                   "time servers cannot be specified in both v1alpha1 and new-style configuration"),
     "HostnameConfig beside a v1alpha1 hostname": ((1, 12), doc("HostnameConfig", auto="stable"), "static hostname is already set in v1alpha1 config"),
     "KubeProxyConfig beside cluster.proxy": ((1, 14), doc("KubeProxyConfig", image="i"),
                                              "cluster proxy config in v1alpha1 config (.machine.cluster.proxy) can't be used with KubeProxyConfig document"),
@@ -103,7 +109,9 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_talos_refuses(case):
     contract, document, message = REFUSED[case]
-    problems = validation.validate([V1, document], contract, V1)
+    document = dict(document)
+    v1 = document.pop("v1", V1)
+    problems = validation.validate([v1, document], contract, v1)
     assert any(message in problem for problem in problems), problems
 
 
