@@ -67,7 +67,7 @@ def load(patch, contract=None):
     if not (isinstance(patch, list) and patch and all(isinstance(document, dict) for document in patch)):
         raise PatchError("a patch must be a mapping, strategic-merge documents or a list of RFC 6902 operations")
     documents = [_patch_document(document, lines[index] if index < len(lines) else None, index) for index, document in enumerate(patch)]
-    if contract is None or contract < (1, 14):
+    if contract is not None and contract < (1, 14):
         _refuse_duplicates(documents, lines)
     return "strategic", documents
 
