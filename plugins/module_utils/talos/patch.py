@@ -39,11 +39,18 @@ def _is_json_patch(value):
 
 
 def _document_lines(text):
-    """The line Talos's decoder reports for each document of a YAML stream (its start)."""
+    """(line of the document, line of its content) for each document of a YAML stream, as Talos's decoder numbers them."""
+    lines, start = [], None
     try:
-        return [event.start_mark.line + 1 for event in yaml.parse(text) if isinstance(event, yaml.DocumentStartEvent)]
+        for event in yaml.parse(text):
+            if isinstance(event, yaml.DocumentStartEvent):
+                start = event.start_mark.line + 1
+            elif start is not None:
+                lines.append((start, event.start_mark.line + 1))
+                start = None
     except yaml.YAMLError:
         return []
+    return lines
 
 
 def load(patch, contract=None):
@@ -66,7 +73,7 @@ def load(patch, contract=None):
         return "json6902", patch
     if not (isinstance(patch, list) and patch and all(isinstance(document, dict) for document in patch)):
         raise PatchError("a patch must be a mapping, strategic-merge documents or a list of RFC 6902 operations")
-    documents = [_patch_document(document, lines[index] if index < len(lines) else None, index) for index, document in enumerate(patch)]
+    documents = [_patch_document(document, lines[index][0] if index < len(lines) else None, index) for index, document in enumerate(patch)]
     if contract is not None and contract < (1, 14):
         _refuse_duplicates(documents, lines)
     return "strategic", documents
@@ -80,7 +87,7 @@ def _refuse_duplicates(documents, lines):
             continue
         identity = (document.get("apiVersion") or "", document.get("kind") or "v1alpha1", document.get("name") or "")
         if identity in seen:
-            where = " (line %d)" % lines[index] if index < len(lines) else ""
+            where = " (line %d)" % lines[index][1] if index < len(lines) else ""
             raise PatchError("duplicate document %s is not allowed%s" % ("/".join(identity), where))
         seen.add(identity)
 

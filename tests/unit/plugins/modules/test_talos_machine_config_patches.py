@@ -37,6 +37,14 @@ OUTCOMES = {
     "inline-trim": ("v1.9.4", ["cluster:\n  inlineManifests:\n    - name: ns\n      contents: |4\n\n\n          kind: Namespace\n"],
                     lambda m: m["cluster"]["inlineManifests"] == [{"name": "ns", "contents": "kind: Namespace\n"}]),
     "empty-map-value": ("v1.12.0", [{"machine": {"nodeLabels": {"role": ""}}}], lambda m: m["machine"]["nodeLabels"] == {"role": ""}),
+    "emptied-map": ("v1.11.5", [{"machine": {"sysctls": {"a": "1"}}}, {"machine": {"sysctls": {"a": {"$patch": "delete"}}}}],
+                    lambda m: "sysctls" not in m["machine"]),
+    "empty-map-patch": ("v1.11.5", [{"machine": {"sysfs": {}}}], lambda m: "sysfs" not in m["machine"]),
+    "args-113": ("v1.13.0", [{"cluster": {"proxy": {"extraArgs": {"x": "1"}}}}, {"cluster": {"proxy": {"extraArgs": {"x": ["a", "b"]}}}}],
+                 lambda m: m["cluster"]["proxy"]["extraArgs"] == {"x": ["a", "b"]}),
+    "args-112": ("v1.12.0", [{"cluster": {"proxy": {"extraArgs": {"x": "1"}}}}, {"cluster": {"proxy": {"extraArgs": {"x": ""}}}}],
+                 lambda m: m["cluster"]["proxy"]["extraArgs"] == {"x": "1"}),
+    "missing-doc-114": ("v1.14.0", [{"apiVersion": "v1alpha1", "kind": "KubeSpanConfig", "$patch": "delete"}], lambda m: True),
 }
 
 
@@ -63,6 +71,17 @@ REFUSALS = {
                      'nodes[unknown-kind].patches: error decoding document v1alpha1/LinkConfig/eth0: "LinkConfig" "v1alpha1": not registered'),
     "hostname": ("v1.12.0", [{"machine": {"network": {"hostname": "w1"}}}],
                  "nodes[hostname].patches: static hostname is already set in v1alpha1 config"),
+    "duplicate": ("v1.13.0", ["apiVersion: v1alpha1\nkind: KubeSpanConfig\n---\napiVersion: v1alpha1\nkind: KubeSpanConfig\nmtu: 1420\n"],
+                  "nodes[duplicate].patches[0]: duplicate document v1alpha1/KubeSpanConfig/ is not allowed (line 4)"),
+    "missing-doc": ("v1.13.0", [{"apiVersion": "v1alpha1", "kind": "KubeSpanConfig", "$patch": "delete"}],
+                    "nodes[missing-doc].patches[0]: patch delete: document 'v1alpha1/KubeSpanConfig' is not in the config"),
+    "v1-delete": ("v1.9.4", [{"version": "v1alpha1", "$patch": "delete"}],
+                  "nodes[v1-delete].patches[0]: error processing patch delete statements in document 1: "
+                  "missing apiVersion in document for which $patch: delete is used"),
+    "json-multidoc": ("v1.12.0", [[{"op": "add", "path": "/machine/sysctls", "value": {"a": "1"}}]],
+                      "nodes[json-multidoc].patches[0]: JSON6902 patches are not supported for multi-document machine configuration"),
+    "conflict": ("v1.12.0", [{"apiVersion": "v1alpha1", "kind": "BondConfig", "name": "eth0", "links": ["eth1"], "bondMode": "active-backup"}],
+                 "nodes[conflict].patches: conflicting documents: LinkConfig/eth0 and BondConfig/eth0"),
 }
 
 
