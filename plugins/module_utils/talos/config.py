@@ -591,12 +591,12 @@ def render_documents(secrets, spec):
     try:
         for index, item in enumerate(spec.get("patches") or []):
             try:
-                documents = patching.apply(documents, item)
+                documents = patching.apply(documents, item, settings["contract"])
             except patching.PatchError as exc:
                 raise patching.PatchError("patches[%d]: %s" % (index, exc)) from None
         if spec.get("patches"):
             documents = [patching.reorder(document, settings["contract"]) for document in documents]
-        patching.validate(documents, spec["role"], install_required=install_required)
+        patching.validate(documents, spec["role"], install_required=install_required, contract=settings["contract"])
     except patching.PatchError as exc:
         raise SpecError(["%s.%s" % (where, exc) if str(exc).startswith("patches[") else "%s.patches: %s" % (where, exc)]) from None
     return documents

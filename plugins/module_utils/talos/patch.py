@@ -3,10 +3,12 @@
 """Talos config patches: strategic merge and RFC 6902, with Talos's rules, plus the checks a patch can break.
 
 A patch is YAML/JSON text, a mapping (one strategic-merge document), a list of RFC 6902 operations
-(`{op, path, ...}`) or a list of strategic-merge documents. Strategic merge matches documents by
-apiVersion/kind/name (the v1alpha1 document is the one with `version:`), merges maps, appends lists
-except Talos's replace and keyed paths, ignores zero scalars ("" and 0) but always applies booleans,
-and honours `$patch: delete` on list items, map keys and whole non-v1alpha1 documents.
+(`{op, path, ...}`) or a list of strategic-merge documents. As Talos's configpatcher does, each
+strategic-merge document is split into its `$patch: delete` selectors, applied first (a delete of
+something absent fails with `lookup failed`), and the rest, merged into the document of the same
+apiVersion/kind/name (the v1alpha1 document is the one with `version:`) or appended. The merge
+follows Talos's merge package over the Go types: maps merge, lists append unless replaced or keyed,
+zero scalars leave a value alone except on pointer fields, booleans always apply (field_facts).
 """
 
 from __future__ import annotations
@@ -18,20 +20,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos import yamlv3
+from ansible_collections.netboot.talos.plugins.module_utils.talos import validation, yamlv3
 
 MULTIDOC_JSON6902 = "JSON6902 patches are not supported for multi-document machine configuration"
 DELETE = "$patch"
-
-# Lists that a patch replaces instead of appending to.
-REPLACE_PATHS = {("cluster", "network", "podSubnets"), ("cluster", "network", "serviceSubnets"), ("cluster", "apiServer", "auditPolicy")}
-# Lists merged item by item, matched on these keys.
-KEYED_PATHS = {
-    ("machine", "network", "interfaces"): ("interface", "deviceSelector"),
-    ("machine", "network", "interfaces", "*", "vlans"): ("vlanId",),
-    ("cluster", "apiServer", "admissionControl"): ("name",),
-    ("ExtensionServiceConfig", "configFiles"): ("mountPath",),
-}
 
 
 class PatchError(ValueError):
@@ -46,28 +38,133 @@ def _is_json_patch(value):
     return isinstance(value, list) and value and all(isinstance(op, dict) and "op" in op and "path" in op for op in value)
 
 
-def load(patch):
-    """('json6902', [ops]) or ('strategic', [documents]) for one patch in any accepted form."""
+def _document_lines(text):
+    """(line of the document, line of its content) for each document of a YAML stream, as Talos's decoder numbers them."""
+    lines, start = [], None
+    try:
+        for event in yaml.parse(text):
+            if isinstance(event, yaml.DocumentStartEvent):
+                start = event.start_mark.line + 1
+            elif start is not None:
+                lines.append((start, event.start_mark.line + 1))
+                start = None
+    except yaml.YAMLError:
+        return []
+    return lines
+
+
+def load(patch, contract=None):
+    """('json6902', [ops]) or ('strategic', [PatchDocument]) for one patch in any accepted form."""
+    lines = []
     if isinstance(patch, str):
         try:
-            loaded = [document for document in yaml.safe_load_all(patch) if document is not None]
+            every = list(yaml.safe_load_all(patch))
         except yaml.YAMLError as exc:
             raise PatchError("not valid YAML or JSON: %s" % str(exc).replace("\n", " ")) from None
+        loaded = [document for document in every if document is not None]
         if len(loaded) == 1 and isinstance(loaded[0], list):
             patch = loaded[0]
         else:
+            lines = [line for line, document in zip(_document_lines(patch), every) if document is not None]
             patch = loaded
     if isinstance(patch, dict):
         patch = [patch]
     if _is_json_patch(patch):
         return "json6902", patch
-    if isinstance(patch, list) and patch and all(isinstance(document, dict) for document in patch):
-        return "strategic", patch
-    raise PatchError("a patch must be a mapping, strategic-merge documents or a list of RFC 6902 operations")
+    if not (isinstance(patch, list) and patch and all(isinstance(document, dict) for document in patch)):
+        raise PatchError("a patch must be a mapping, strategic-merge documents or a list of RFC 6902 operations")
+    documents = [_patch_document(document, lines[index][0] if index < len(lines) else None, index) for index, document in enumerate(patch)]
+    if contract is not None and contract < (1, 14):
+        _refuse_duplicates(documents, lines)
+    return "strategic", documents
+
+
+def _refuse_duplicates(documents, lines):
+    # Before 1.14 a patch is loaded as a machine config, where a document may appear only once.
+    seen = set()
+    for index, (_, document) in enumerate(documents):
+        if document is None:
+            continue
+        identity = (document.get("apiVersion") or "", document.get("kind") or "v1alpha1", document.get("name") or "")
+        if identity in seen:
+            where = " (line %d)" % lines[index][1] if index < len(lines) else ""
+            raise PatchError("duplicate document %s is not allowed%s" % ("/".join(identity), where))
+        seen.add(identity)
+
+
+def _patch_document(document, line, index):
+    """(delete selectors, what is left to merge or None) of one patch document, as Talos's decoder splits it."""
+    document = copy.deepcopy(document)
+    selectors = []
+    try:
+        if _collect_deletes(document, [], False, document, selectors) or _only_identity(document):
+            document = None
+    except PatchError as exc:
+        where = "at line %d" % line if line else "in document %d" % (index + 1)
+        raise PatchError("error processing patch delete statements %s: %s" % (where, exc)) from None
+    return selectors, document
+
+
+def _only_identity(document):
+    return all(key in ("version", "kind", "name") and not isinstance(value, (dict, list)) for key, value in document.items())
+
+
+def _collect_deletes(node, path, in_list, root, selectors):
+    """Talos's walk over a patch document: each `$patch: delete` becomes a selector, its mapping is removed,
+    and containers emptied by removals are removed too. True when node itself is to be removed."""
+    if isinstance(node, dict):
+        for key in list(node):
+            value = node[key]
+            if key == DELETE and value == "delete":
+                if not in_list and any(part.startswith("[") for part in path):
+                    raise PatchError("cannot delete an inner key in '%s'" % ".".join(path))
+                selectors.append(_selector(path, root, node if in_list else None))
+                return True
+            if _collect_deletes(value, path + [str(key)], False, root, selectors):
+                del node[key]
+                if not node:
+                    return True
+    elif isinstance(node, list):
+        index = 0
+        while index < len(node):
+            if _collect_deletes(node[index], path + ["[%d]" % index], True, root, selectors):
+                del node[index]
+                if not node:
+                    return True
+            else:
+                index += 1
+    return False
+
+
+def _scalar_text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    return str(value)
+
+
+def _selector(path, root, item):
+    api_version, kind = _scalar_text(root.get("apiVersion")), _scalar_text(root.get("kind"))
+    if not path:
+        for field, value in (("apiVersion", api_version), ("kind", kind)):
+            if not value:
+                raise PatchError("missing %s in document for which $patch: delete is used" % field)
+    if not kind and not api_version:
+        kind = "v1alpha1"
+    elif not (kind and api_version):
+        raise PatchError("kind and apiVersion must be both set for path %s" % ".".join(path))
+    selector = {"path": list(path), "apiVersion": api_version, "kind": kind, "name": _scalar_text(root.get("name")), "key": "", "value": ""}
+    if item is not None:
+        first = next(((key, value) for key, value in item.items() if not (key == DELETE and value == "delete")), None)
+        if first is None:
+            raise PatchError("no key:val found in sequence node for path " + ".".join(path))
+        selector["key"], selector["value"] = str(first[0]), _scalar_text(first[1])
+    return selector
 
 
 # ---------------------------------------------------------------------------------------------
-# Strategic merge
+# Field facts: which paths Talos replaces, merges by key, treats as pointers or as argument maps
 
 
 def _identity(document):
@@ -76,90 +173,290 @@ def _identity(document):
     return (document.get("apiVersion"), document.get("kind"), document.get("name"))
 
 
+def _talos_id(document):
+    """Talos's document id: apiVersion/kind[/name]; the v1alpha1 document is `/v1alpha1`."""
+    if _identity(document) == ("v1alpha1",):
+        return "/v1alpha1"
+    return "/".join(str(part) for part in _identity(document) if part is not None)
+
+
+def _selector_id(selector):
+    parts = [selector["apiVersion"], selector["kind"]] + ([selector["name"]] if selector["name"] else [])
+    return "/".join(parts)
+
+
+_V1 = "v1alpha1"
+_K8S_REPLACE_114 = {
+    "KubeAuditPolicyConfig": {("configuration",)}, "KubeAuthenticationConfig": {("configuration",)},
+    "KubeCredentialProviderConfig": {("configuration",)}, "KubeNetworkConfig": {("podSubnets",), ("serviceSubnets",)},
+    "KubeStaticPodConfig": {("pod",)}, "CRIBaseRuntimeSpecConfig": {("overrides",)},
+    "BGPInstanceConfig": {("advertise",), ("importRoutes",), ("neighbors",)},
+}
+_LINK_KINDS_112 = ("LinkConfig", "BondConfig", "BridgeConfig", "DummyLinkConfig", "VLANConfig", "WireguardConfig")
+_LINK_KINDS_114 = _LINK_KINDS_112 + ("VethConfig", "VRFConfig")
+_BOND_NUMBERS = ("miimon updelay downdelay arpInterval adActorSysPrio adUserPortKey resendIGMP minLinks lpInterval "
+                 "packetsPerSlave numPeerNotif tlbLogicalLb allSlavesActive peerNotifDelay missedMax").split()
+_ETHERNET_NUMBERS = [("rings", name) for name in "rx tx rx-mini rx-jumbo rx-buf-len cqe-size tx-push-buf-len".split()] + [
+    ("channels", name) for name in "rx tx other combined".split()]
+_V1_ARGS = {("machine", "kubelet", "extraArgs"), ("cluster", "apiServer", "extraArgs"), ("cluster", "controllerManager", "extraArgs"),
+            ("cluster", "proxy", "extraArgs"), ("cluster", "scheduler", "extraArgs"), ("cluster", "etcd", "extraArgs")}
+
+
+def _no_facts():
+    return {"replace": set(), "keyed": {}, "pointer": set(), "args": set(), "replace_items": {}}
+
+
+def field_facts(contract):
+    """{kind: {"replace": paths, "keyed": {path: keys}, "pointer": paths, "args": paths, "replace_items": {path: key}}}.
+
+    Paths are tuples of keys with "*" for any list item. "replace" fields are Talos's `merge:"replace"` ones;
+    "keyed" lists merge an item into the one with the same key; "replace_items" lists replace it whole;
+    "pointer" fields are Go pointers to numbers, where an explicit 0 in a patch overrides; "args" are the
+    1.13+ extraArgs maps whose entries a patch replaces whole.
+    """
+    contract = contract or (1, 14)
+    facts = {}
+
+    def add(kind, sort, *paths):
+        facts.setdefault(kind, _no_facts())[sort].update(paths)
+
+    def key(kind, sort, path, keys):
+        facts.setdefault(kind, _no_facts())[sort][path] = keys
+
+    add(_V1, "replace", ("cluster", "network", "podSubnets"), ("cluster", "network", "serviceSubnets"), ("cluster", "apiServer", "auditPolicy"))
+    key(_V1, "keyed", ("machine", "network", "interfaces"), ("interface", "deviceSelector"))
+    key(_V1, "keyed", ("machine", "network", "interfaces", "*", "vlans"), ("vlanId",))
+    key(_V1, "keyed", ("cluster", "apiServer", "admissionControl"), ("name",))
+    key("ExtensionServiceConfig", "keyed", ("configFiles",), ("mountPath",))
+    add(_V1, "pointer", ("machine", "network", "kubespan", "mtu"))
+    add("NetworkRuleConfig", "replace", ("ingress",), ("portSelector", "ports"))
+    if contract >= (1, 10):
+        add("EthernetConfig", "pointer", *_ETHERNET_NUMBERS)
+    if contract >= (1, 11):
+        add("ZswapConfig", "pointer", ("maxPoolPercent",))
+    if contract >= (1, 12):
+        add("BondConfig", "pointer", *[(name,) for name in _BOND_NUMBERS])
+        for kind in _LINK_KINDS_114 if contract >= (1, 14) else _LINK_KINDS_112:
+            add(kind, "pointer", ("addresses", "*", "routePriority"))
+    if contract >= (1, 13):
+        add(_V1, "args", *_V1_ARGS)
+        add("KubeSpanConfig", "pointer", ("mtu",))
+        key("ImageVerificationConfig", "replace_items", ("rules",), "image")
+    if contract >= (1, 14):
+        for kind, paths in _K8S_REPLACE_114.items():
+            add(kind, "replace", *paths)
+        for kind in ("KubeAPIServerConfig", "KubeControllerManagerConfig", "KubeletConfig", "KubeProxyConfig", "KubeSchedulerConfig"):
+            add(kind, "args", ("extraArgs",))
+        add("LVMLogicalVolumeConfig", "pointer", ("mirrors",), ("stripes",))
+        add("ContainerConfig", "pointer", ("runAs", "uid"), ("runAs", "gid"))
+    return facts
+
+
+def _generic(path):
+    return tuple("*" if part.isdigit() else part for part in path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strategic merge (Talos's merge package over the documents' fields)
+
+
 def _is_zero(value):
     return value is None or (not isinstance(value, bool) and (value == "" or value == 0))
 
 
-def _deleted(value):
-    return isinstance(value, dict) and value.get(DELETE) == "delete"
+_GO_TYPES = {str: "string", bool: "bool", int: "int", float: "float64", dict: "map[string]interface {}", list: "[]interface {}"}
 
 
-def _matches(item, selector):
-    return isinstance(item, dict) and all(item.get(key) == value for key, value in selector.items())
+class _Merger:
+    """Merges one document into another with Talos's rules for its kind and contract."""
 
+    def __init__(self, kind, schema, facts):
+        self.schema = schema
+        self.facts = facts.get(kind) or _no_facts()
 
-def _merge_list(left, right, path):
-    keys = KEYED_PATHS.get(path) or KEYED_PATHS.get(tuple("*" if part.isdigit() else part for part in path))
-    result = list(left)
-    for item in right:
-        if _deleted(item):
-            selector = {key: value for key, value in item.items() if key != DELETE}
-            first = next(iter(selector.items()), None)
-            result = [kept for kept in result if not (first and _matches(kept, dict([first])))]
-            continue
-        if keys and isinstance(item, dict):
-            key = next((key for key in keys if key in item), None)
-            match = next((index for index, kept in enumerate(result) if key and isinstance(kept, dict) and kept.get(key) == item[key]), None)
-            if match is not None:
-                result[match] = merge(result[match], item, path + (str(match),))
-                continue
-        result.append(_without_directives(item))
-    return result
+    def merge(self, left, right, path=(), schema=None):
+        generic = _generic(path)
+        if right is None:
+            return left
+        if generic in self.facts["replace"]:
+            return copy.deepcopy(right)
+        if generic in self.facts["args"] and isinstance(left, dict) and isinstance(right, dict):
+            return dict(left, **copy.deepcopy(right))
+        if isinstance(left, dict) and isinstance(right, dict):
+            return self._merge_map(left, right, path, schema)
+        if isinstance(left, list) and isinstance(right, list):
+            return self._merge_list(left, right, path, schema)
+        if left is not None and isinstance(left, (dict, list)) != isinstance(right, (dict, list)):
+            raise PatchError("%s: cannot merge %s into %s" % (".".join(path) or "document", type(right).__name__, type(left).__name__))
+        if schema == UNSTRUCTURED and left is not None and _GO_TYPES.get(type(left)) != _GO_TYPES.get(type(right)):
+            raise PatchError("%s: merge type mismatch left %s right %s" % (".".join(path), _GO_TYPES.get(type(left)), _GO_TYPES.get(type(right))))
+        if isinstance(right, bool) or not _is_zero(right) or generic in self.facts["pointer"]:
+            return copy.deepcopy(right)
+        return left
 
-
-def _without_directives(value):
-    if isinstance(value, dict):
-        return {key: _without_directives(item) for key, item in value.items() if key != DELETE and not _deleted(item)}
-    if isinstance(value, list):
-        return [_without_directives(item) for item in value if not _deleted(item)]
-    return value
-
-
-def merge(left, right, path=()):
-    """right merged into left with Talos's rules; neither input is modified."""
-    if isinstance(left, dict) and isinstance(right, dict):
+    def _merge_map(self, left, right, path, schema):
+        # Talos adds a new key of a Go map even with an empty value; a struct field left empty stays unset.
+        is_map = schema is not None and schema[0] in ("map", "unstructured")
         result = dict(left)
         for key, value in right.items():
-            if key == DELETE:
-                continue
-            if _deleted(value):
-                result.pop(key, None)
-            elif key in result:
-                if path + (key,) in REPLACE_PATHS:
-                    result[key] = _without_directives(value)
-                elif isinstance(value, bool) or not _is_zero(value):
-                    result[key] = merge(result[key], value, path + (key,))
-            elif isinstance(value, bool) or not _is_zero(value):
-                result[key] = _without_directives(value)
+            child = _child_schema(schema, key)
+            where = path + (key,)
+            if key in result and result[key] is not None:
+                result[key] = self.merge(result[key], value, where, child)
+            elif value == {} and child is not None and child[0] == "map":
+                continue  # an empty Go map field is encoded with omitempty: still unset
+            elif value is not None and (is_map or isinstance(value, bool) or not _is_zero(value) or _generic(where) in self.facts["pointer"]):
+                result[key] = copy.deepcopy(value)
         return result
-    if isinstance(left, list) and isinstance(right, list):
-        if path in REPLACE_PATHS:
-            return _without_directives(right)
-        return _merge_list(left, right, path)
-    if left is not None and right is not None and isinstance(left, (dict, list)) != isinstance(right, (dict, list)):
-        raise PatchError("%s: cannot merge %s into %s" % (".".join(path) or "document", type(right).__name__, type(left).__name__))
-    if isinstance(right, bool) or not _is_zero(right):
-        return copy.deepcopy(right)
-    return left
+
+    def _merge_list(self, left, right, path, schema):
+        generic = _generic(path)
+        item_schema = schema[1] if schema and schema[0] == "list" else (UNSTRUCTURED if schema == UNSTRUCTURED else None)
+        keys = self.facts["keyed"].get(generic)
+        replace_key = self.facts["replace_items"].get(generic)
+        result = list(left)
+        for item in right:
+            if keys and isinstance(item, dict):
+                key = next((key for key in keys if item.get(key) not in (None, "")), None)
+                match = next((index for index, kept in enumerate(result) if key and isinstance(kept, dict) and kept.get(key) == item[key]), None)
+                if match is not None:
+                    result[match] = self.merge(result[match], item, path + (str(match),), item_schema)
+                    continue
+            if replace_key and isinstance(item, dict):
+                same = [index for index, kept in enumerate(result) if isinstance(kept, dict) and kept.get(replace_key) == item.get(replace_key)]
+                match = same[0] if same else None
+                if match is not None:
+                    result[match] = copy.deepcopy(item)
+                    continue
+            result.append(copy.deepcopy(item))
+        return result
 
 
-def strategic_merge(documents, patch_documents):
+def _child_schema(schema, key):
+    if schema is None:
+        return None
+    if schema[0] == "unstructured":
+        return UNSTRUCTURED
+    if schema[0] == "map":
+        return schema[1]
+    if schema[0] == "struct":
+        return schema[2].get(key)
+    return None
+
+
+def _schema_of(document):
+    if _identity(document) == ("v1alpha1",):
+        return V1ALPHA1
+    return DOCUMENTS.get(document.get("kind"))
+
+
+def _trim_inline_manifests(document):
+    # Talos decodes cluster.inlineManifests with leading tabs and newlines (not spaces) trimmed from contents.
+    manifests = (document.get("cluster") or {}).get("inlineManifests") if isinstance(document.get("cluster"), dict) else None
+    for manifest in manifests if isinstance(manifests, list) else []:
+        if isinstance(manifest, dict) and isinstance(manifest.get("contents"), str):
+            manifest["contents"] = manifest["contents"].lstrip("\t\n\v\f\r")
+    return document
+
+
+def strategic_merge(documents, patch_documents, contract=None):
+    """Talos's StrategicMerge: per patch document, its deletes first, then the rest merged or appended."""
     documents = list(documents)
-    for patch in patch_documents:
-        identity = _identity(patch)
-        index = next((i for i, document in enumerate(documents) if _identity(document) == identity), None)
-        if patch.get(DELETE) == "delete":
-            if identity == ("v1alpha1",):
-                raise PatchError("the v1alpha1 document cannot be deleted")
-            if index is not None:
-                del documents[index]
+    facts = field_facts(contract)
+    for selectors, patch in patch_documents:
+        for selector in selectors:
+            documents = _apply_selector(documents, selector, contract)
+        if patch is None:
             continue
+        if _identity(patch) == ("v1alpha1",):
+            patch = _trim_inline_manifests(copy.deepcopy(patch))
+        index = next((i for i, document in enumerate(documents) if _identity(document) == _identity(patch)), None)
         if index is None:
-            documents.append(_without_directives(patch))
+            documents.append(copy.deepcopy(patch))
         else:
-            path = () if identity == ("v1alpha1",) else (identity[1],)
-            documents[index] = merge(documents[index], patch, path)
+            kind = _V1 if _identity(patch) == ("v1alpha1",) else patch.get("kind")
+            schema = _schema_of(patch)
+            documents[index] = _Merger(kind, schema, facts).merge(documents[index], patch, (), schema)
     return documents
+
+
+# ---------------------------------------------------------------------------------------------
+# $patch: delete selectors applied to a document (Talos's deleteForPath)
+
+_LOOKUP_FAILED = "lookup failed"
+# Struct fields held by value (not pointers): a delete may walk through them while they are unset.
+_VALUE_STRUCTS = {("cluster", "discovery", "registries"), ("cluster", "discovery", "registries", "kubernetes"),
+                  ("cluster", "discovery", "registries", "service")}
+
+
+def _apply_selector(documents, selector, contract=None):
+    index = next((i for i, document in enumerate(documents) if _talos_id(document) == _selector_id(selector)), None)
+    if index is None and contract is not None and contract < (1, 14):
+        # Talos before 1.14 keeps such a delete as a document of its own, which it then writes out empty.
+        raise PatchError("patch delete: document '%s' is not in the config (Talos before 1.14 would write an empty document "
+                         "in its place)" % _selector_id(selector))
+    if index is None:
+        return documents  # from 1.14 a delete of a document that is not there is skipped
+    document = documents[index]
+    path = ".".join(selector["path"])
+    if not selector["path"]:
+        if selector["kind"] == _V1 and not selector["apiVersion"]:
+            raise PatchError("patch delete: path '' in document '/v1alpha1': can't delete the root of the legacy document")
+        return documents[:index] + documents[index + 1:]
+    document = copy.deepcopy(document)
+    try:
+        _delete_path(document, selector["path"], selector, _schema_of(document), ())
+    except PatchError as exc:
+        failure = "failed to delete path '%s': %s" % (path, exc)
+        if selector["name"]:
+            raise PatchError("named patch delete: document %s/%s: %s" % (selector["apiVersion"], selector["kind"], failure)) from None
+        label = "%s/%s" % (selector["apiVersion"], selector["kind"])
+        raise PatchError("patch delete: path '%s' in document '%s': %s" % (path, label, failure)) from None
+    documents = list(documents)
+    documents[index] = document
+    return documents
+
+
+def _delete_path(node, path, selector, schema, walked):
+    search, rest = path[0], path[1:]
+    if isinstance(node, list):
+        _delete_from_list(node, search, rest, selector, schema)
+        return
+    if not isinstance(node, dict):
+        raise PatchError(_LOOKUP_FAILED)
+    known = schema is not None and schema[0] == "struct" and search in schema[1]
+    child = _child_schema(schema, search)
+    if search in node and node[search] is not None:
+        if not rest:
+            del node[search]
+            return
+        _delete_path(node[search], rest, selector, child, walked + (search,))
+        if node[search] in ({}, []) and child and child[0] in ("map", "list"):
+            del node[search]  # Talos encodes its maps and lists with omitempty: emptied, they are gone
+        return
+    if known and not rest:
+        node.pop(search, None)  # an unset struct field: Talos zeroes it without complaint
+        return
+    if known and walked + (search,) in _VALUE_STRUCTS:
+        _delete_path({}, rest, selector, child, walked + (search,))
+        return
+    raise PatchError(_LOOKUP_FAILED)
+
+
+def _delete_from_list(items, search, rest, selector, schema):
+    if rest:
+        raise PatchError("searching for complex paths in slices is not supported")
+    if not search:
+        raise PatchError("searching for '' in a slice is not supported")
+    if not search.startswith("["):
+        raise PatchError("searching for non-integer keys in slices is not supported")
+    if not (schema == UNSTRUCTURED or (schema and schema[0] == "list" and schema[1] in (SORTED_MAP, UNSTRUCTURED))):
+        # Talos compares the field as a Go string: only string fields can select a list item.
+        for index, item in enumerate(items):
+            if isinstance(item, dict) and isinstance(item.get(selector["key"]), str) and item[selector["key"]] == selector["value"]:
+                del items[index]
+                return
+    raise PatchError(_LOOKUP_FAILED)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,14 +565,14 @@ def json_patch(document, operations):
     return document
 
 
-def apply(documents, patch):
-    """One patch applied to the config documents; returns the new document list."""
-    kind, content = load(patch)
+def apply(documents, patch, contract=None):
+    """One patch applied to the config documents of a contract (newest if None); returns the new document list."""
+    kind, content = load(patch, contract)
     if kind == "json6902":
         if len(documents) != 1:
             raise PatchError(MULTIDOC_JSON6902)
         return [json_patch(documents[0], content)]
-    return strategic_merge(documents, content)
+    return strategic_merge(documents, content, contract)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,8 +715,8 @@ def _unknown_keys(value, schema, path, problems):
 # The checks Talos applies that a patch can break
 
 
-def validate(documents, role, install_required=True):
-    """Raise PatchError listing what Talos would reject in this config."""
+def validate(documents, role, install_required=True, contract=None):
+    """Raise PatchError listing what Talos would reject in this config (every document kind of the contract)."""
     problems = []
     v1 = next((d for d in documents if _identity(d) == ("v1alpha1",)), None)
     if v1 is None:
@@ -469,10 +766,9 @@ def validate(documents, role, install_required=True):
         selected = ((unattended or {}).get("provisioning") or {}).get("diskSelector") or {}
         if not (install.get("disk") or install.get("diskSelector") or selected.get("match")):
             problems.append("an install disk or disk selector is required")
-        if unattended and machine.get("install"):
-            problems.append("UnattendedInstallConfig config is incompatible with v1alpha1 config (.machine.install)")
     for document in documents:
         if document is not v1 and (not document.get("apiVersion") or not document.get("kind")):
             problems.append("a document without apiVersion and kind: %s" % ", ".join(sorted(document)))
+    problems.extend(validation.validate(documents, contract or max(validation.KINDS), v1))
     if problems:
         raise PatchError("; ".join(problems))

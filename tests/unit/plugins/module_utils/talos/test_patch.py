@@ -58,7 +58,7 @@ def test_patch_delete_on_list_item_map_key_and_document():
     ])
     assert len(docs) == 1
     assert docs[0]["machine"] == {"network": {"interfaces": [{"interface": "eth1"}]}}
-    with pytest.raises(patch.PatchError, match="cannot be deleted"):
+    with pytest.raises(patch.PatchError, match=r"missing apiVersion in document for which \$patch: delete is used"):
         patch.apply(base, {"version": "v1alpha1", "$patch": "delete"})
 
 
@@ -130,3 +130,135 @@ def test_valid_configs_pass_and_reorder_uses_struct_order():
     ordered = patch.reorder(docs[0])
     assert list(ordered["machine"]["kubelet"]) == ["image", "extraMounts", "defaultRuntimeSeccompProfileEnabled"]
     assert list(ordered["machine"]["kubelet"]["extraMounts"][0]) == ["destination", "type", "source"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Talos's configpatcher rules, one case each (the rule names are listed in the issue 14 note)
+
+IFACES = {"interfaces": [{"interface": "eth0", "mtu": 1500, "dhcp": True}, {"interface": "eth1"}]}
+
+
+def base(contract_docs=()):
+    return [v1(network=IFACES, sysctls={"a": "1"}, kubelet={"image": "k", "extraArgs": {"x": "1"}}), *contract_docs]
+
+
+HOSTNAME = {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "stable"}
+
+PATCH_ERRORS = {
+    "delete of a missing map key fails": (
+        {"machine": {"sysctls": {"b": {"$patch": "delete"}}}},
+        "patch delete: path 'machine.sysctls.b' in document '/v1alpha1': failed to delete path 'machine.sysctls.b': lookup failed"),
+    "delete of a misspelt field fails": (
+        {"machine": {"kubelett": {"$patch": "delete"}}}, "failed to delete path 'machine.kubelett': lookup failed"),
+    "delete under an unset section fails": (
+        {"machine": {"network": {"kubespan": {"mtu": {"$patch": "delete"}}}}}, "path 'machine.network.kubespan.mtu'.*lookup failed"),
+    "delete of a missing list item fails": (
+        {"machine": {"network": {"interfaces": [{"interface": "eth9", "$patch": "delete"}]}}},
+        r"path 'machine.network.interfaces.\[0\]' in document '/v1alpha1': .*lookup failed"),
+    "delete of a list item by a number fails (Talos compares strings)": (
+        {"machine": {"network": {"interfaces": [{"interface": "eth0", "vlans": [{"vlanId": 5, "$patch": "delete"}]}]}}},
+        "searching for complex paths in slices is not supported"),
+    "delete of a scalar list item is not a selector": (
+        {"machine": {"certSANs": {"x": {"$patch": "delete"}}}}, "lookup failed"),
+    "delete of an inner key of a list item is refused": (
+        {"machine": {"network": {"interfaces": [{"interface": "eth0", "mtu": {"$patch": "delete"}}]}}},
+        r"error processing patch delete statements in document 1: cannot delete an inner key in 'machine.network.interfaces.\[0\].mtu'"),
+    "delete of a list item without a selector key is refused": (
+        {"machine": {"network": {"interfaces": [{"$patch": "delete"}]}}}, "no key:val found in sequence node for path machine.network.interfaces.\\[0\\]"),
+    "delete of the v1alpha1 document needs apiVersion": (
+        {"version": "v1alpha1", "$patch": "delete"}, r"missing apiVersion in document for which \$patch: delete is used"),
+    "delete with kind but no apiVersion is refused": (
+        {"kind": "HostnameConfig", "auto": {"$patch": "delete"}}, "kind and apiVersion must be both set for path auto"),
+    "delete in a named document fails with the named wording": (
+        [{"apiVersion": "v1alpha1", "kind": "LinkConfig", "name": "eth0", "mtu": {"$patch": "delete"}}],
+        "named patch delete: document v1alpha1/LinkConfig: failed to delete path 'mtu': lookup failed"),
+    "the line of the document is named for YAML text": (
+        "machine:\n  sysctls: {}\n---\n---\napiVersion: v1alpha1\nkind: HostnameConfig\nauto: {$patch: delete}\nx: [{y: {$patch: delete}}]\n",
+        "error processing patch delete statements at line 4: cannot delete an inner key in 'x.\\[0\\].y'"),
+    "pre-1.14 a patch may not repeat a document": (
+        [HOSTNAME, HOSTNAME], "duplicate document v1alpha1/HostnameConfig/ is not allowed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PATCH_ERRORS))
+def test_talos_patch_errors(case):
+    change, error = PATCH_ERRORS[case]
+    docs = base([{"apiVersion": "v1alpha1", "kind": "LinkConfig", "name": "eth0"}, HOSTNAME])
+    with pytest.raises(patch.PatchError, match=error):
+        patch.apply(docs, change, (1, 13))
+
+
+def machine_after(change, contract=(1, 14), docs=None):
+    return patch.apply(docs or base(), change, contract)[0]["machine"]
+
+
+PATCH_OUTCOMES = {
+    "deletes of a document go before its merge": (
+        {"machine": {"network": {"interfaces": [{"interface": "eth0", "mtu": 9000}, {"interface": "eth0", "$patch": "delete"}]}}},
+        lambda m: m["network"]["interfaces"] == [{"interface": "eth1"}, {"interface": "eth0", "mtu": 9000}]),
+    "a delete of an unset known field is a no-op": (
+        {"machine": {"install": {"$patch": "delete"}}}, lambda m: "install" not in m and m["sysctls"] == {"a": "1"}),
+    "a map emptied by deletes is gone (Talos omits empty maps)": (
+        {"machine": {"sysctls": {"a": {"$patch": "delete"}}}}, lambda m: "sysctls" not in m),
+    "explicit 0 overrides a pointer field": (
+        {"machine": {"network": {"kubespan": {"mtu": 0}}}},
+        lambda m: m["network"]["kubespan"] == {"mtu": 0}),
+    "explicit 0 is ignored on a plain field": (
+        {"machine": {"network": {"interfaces": [{"interface": "eth0", "mtu": 0}]}}},
+        lambda m: m["network"]["interfaces"][0]["mtu"] == 1500),
+    "false always overrides a bool": (
+        {"machine": {"network": {"interfaces": [{"interface": "eth0", "dhcp": False}]}}},
+        lambda m: m["network"]["interfaces"][0]["dhcp"] is False),
+    "a new map key is added even when empty": (
+        {"machine": {"sysctls": {"b": ""}}}, lambda m: m["sysctls"] == {"a": "1", "b": ""}),
+    "an empty value keeps an existing map key before 1.13": (
+        {"machine": {"kubelet": {"extraArgs": {"x": ""}}}}, lambda m: m["kubelet"]["extraArgs"] == {"x": "1"}, (1, 12)),
+    "from 1.13 extraArgs entries are replaced whole": (
+        {"machine": {"kubelet": {"extraArgs": {"x": ["a", "b"]}}}}, lambda m: m["kubelet"]["extraArgs"] == {"x": ["a", "b"]}, (1, 13)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PATCH_OUTCOMES))
+def test_talos_patch_outcomes(case):
+    change, check, *contract = PATCH_OUTCOMES[case]
+    assert check(machine_after(change, *contract)), machine_after(change, *contract)
+
+
+def test_inline_manifest_contents_lose_leading_newlines_and_tabs_not_spaces():
+    docs = patch.apply(base(), "cluster:\n  inlineManifests:\n    - name: a\n      contents: \"\\n\\t\\n  kind: Namespace\\n\"\n", (1, 9))
+    assert docs[0]["cluster"]["inlineManifests"] == [{"name": "a", "contents": "  kind: Namespace\n"}]
+
+
+def test_replace_fields_of_other_kinds_and_keyed_replacement():
+    rule = {"apiVersion": "v1alpha1", "kind": "NetworkRuleConfig", "name": "r", "ingress": [{"subnet": "10.0.0.0/8"}],
+            "portSelector": {"ports": [22], "protocol": "tcp"}}
+    verify = {"apiVersion": "v1alpha1", "kind": "ImageVerificationConfig", "rules": [{"image": "a/*", "skip": True, "deny": False}]}
+    docs = patch.apply(base([rule, verify]), [
+        {"apiVersion": "v1alpha1", "kind": "NetworkRuleConfig", "name": "r", "ingress": [{"subnet": "192.168.0.0/16"}], "portSelector": {"ports": [80]}},
+        {"apiVersion": "v1alpha1", "kind": "ImageVerificationConfig", "rules": [{"image": "a/*", "deny": True}, {"image": "b/*", "skip": True}]},
+    ], (1, 13))
+    assert docs[1]["ingress"] == [{"subnet": "192.168.0.0/16"}] and docs[1]["portSelector"] == {"ports": [80], "protocol": "tcp"}
+    assert docs[2]["rules"] == [{"image": "a/*", "deny": True}, {"image": "b/*", "skip": True}]
+
+
+def test_from_114_a_patch_may_repeat_a_document_and_each_copy_merges():
+    docs = patch.apply(base(), [HOSTNAME, dict(HOSTNAME, auto="off")], (1, 14))
+    assert docs[1] == {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "off"}
+
+
+def test_a_delete_of_a_missing_document_is_skipped_from_114_and_refused_before():
+    delete = {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "$patch": "delete"}
+    assert patch.apply(base(), delete, (1, 14)) == base()
+    with pytest.raises(patch.PatchError, match="document 'v1alpha1/HostnameConfig' is not in the config"):
+        patch.apply(base(), delete, (1, 13))
+
+
+def test_pointer_fields_differ_by_version():
+    eth = {"apiVersion": "v1alpha1", "kind": "EthernetConfig", "name": "eth0", "rings": {"rx": 256}}
+    patched = {"apiVersion": "v1alpha1", "kind": "EthernetConfig", "name": "eth0", "rings": {"rx": 0}}
+    assert patch.apply(base([eth]), patched, (1, 10))[1]["rings"] == {"rx": 0}
+    assert patch.apply(base([eth]), patched, (1, 9))[1]["rings"] == {"rx": 256}
+
+
+def test_an_empty_map_does_not_create_the_field():
+    assert "nodeLabels" not in machine_after({"machine": {"nodeLabels": {}}})
