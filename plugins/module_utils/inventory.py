@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import netaddr
 import yaml
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos import extensions, factory, versions
+from ansible_collections.netboot.talos.plugins.module_utils.talos import config, extensions, factory, versions
 
 ROLE_GROUPS = {"controlplane": "controlplane", "workers": "worker"}
 ARCHES = ("amd64", "arm64")
@@ -418,18 +418,24 @@ class _NodeCheck:
             self.bad("talos_vip", "%s is outside the node network %s" % (vip, network))
 
     def subnets(self):
-        """Pod and service subnets: each a network, none overlapping another or the node network."""
+        """Pod and service subnets: each a network, none overlapping another or the node network.
+        Talos's defaults stand in for an unset list: they must not collide either."""
         self.subnet_lists = {}
-        named = [("talos_network", self.network)] if self.network is not None else []
+        named = [("talos_network", self.network, "")] if self.network is not None else []
+        defaults = config.default_subnets(self.var("talos_cluster_endpoint"))
         for variable in ("talos_pod_subnets", "talos_service_subnets"):
             values = self.var(variable) or []
             self.subnet_lists[variable] = _string_list(self.host, variable, values, self.problems, parse_network) or None
-            named += [("%s[%d]" % (variable, index), network) for index, network in _networks(values)]
-        for position, (field, network) in enumerate(named):
-            for other_field, other in named[:position]:
+            if values:
+                named += [("%s[%d]" % (variable, index), network, "") for index, network in _networks(values)]
+            else:
+                note = " (Talos's default while %s is unset: set it to a range of its own)" % variable
+                named += [(variable, network, note) for _, network in _networks(defaults[variable[len("talos_"):]])]
+        for position, (field, network, note) in enumerate(named):
+            for other_field, other, _ in named[:position]:
                 if network.version == other.version and network.first <= other.last and other.first <= network.last:
                     described = "the node network" if other_field == "talos_network" else other_field
-                    self.bad(field, "%s overlaps %s %s" % (network, described, other))
+                    self.bad(field, "%s%s overlaps %s %s" % (network, note, described, other))
 
     def install(self):
         self.hostname = self.var("talos_hostname") or self.host

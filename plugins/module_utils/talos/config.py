@@ -201,11 +201,18 @@ def _pem(value):
     return base64.b64decode(value).decode("ascii")
 
 
+def default_subnets(cluster_endpoint):
+    """talosctl's pod and service subnets for a cluster whose endpoint is IPv4 or IPv6."""
+    if ":" in (_endpoint_host(cluster_endpoint) or ""):
+        return {"pod_subnets": ["fc00:db8:10::/56"], "service_subnets": ["fc00:db8:20::/112"]}
+    return {"pod_subnets": ["10.244.0.0/16"], "service_subnets": ["10.96.0.0/12"]}
+
+
 def _settings(spec):
     """The spec with talosctl's defaults applied."""
     contract = versions.contract(spec["talos_version"])
     host = _endpoint_host(spec["cluster_endpoint"])
-    ipv6 = ":" in host
+    defaults = default_subnets(spec["cluster_endpoint"])
     disk = spec.get("install_disk")
     if disk is None and not spec.get("install_disk_selector"):
         disk = "/dev/sda"
@@ -216,8 +223,8 @@ def _settings(spec):
         "kubernetes": spec.get("kubernetes_version") or versions.default_kubernetes_version(spec["talos_version"]),
         "disk": disk or None,
         "dns_domain": spec.get("dns_domain") or "cluster.local",
-        "pod_subnets": list(spec.get("pod_subnets") or (["fc00:db8:10::/56"] if ipv6 else ["10.244.0.0/16"])),
-        "service_subnets": list(spec.get("service_subnets") or (["fc00:db8:20::/112"] if ipv6 else ["10.96.0.0/12"])),
+        "pod_subnets": list(spec.get("pod_subnets") or defaults["pod_subnets"]),
+        "service_subnets": list(spec.get("service_subnets") or defaults["service_subnets"]),
         "cert_sans": list(spec.get("cert_sans") or []),
         "cni": spec.get("cni") or {"name": "flannel"},
     }

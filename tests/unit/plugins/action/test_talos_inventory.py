@@ -303,12 +303,17 @@ MISTAKES = {
          'quote it: talos_mac: "52:54:00:50:00:14"'],
     ),
     "pod subnet overlapping the node network": (
-        {"cluster": {"talos_pod_subnets": ["10.0.0.0/8"]}},
+        {"cluster": {"talos_pod_subnets": ["10.0.0.0/8"], "talos_service_subnets": ["172.20.0.0/16"]}},
         [EVERY_NODE + ": talos_pod_subnets[0]: 10.0.0.0/8 overlaps the node network 10.0.50.0/24"],
     ),
     "service subnet overlapping the pod subnet": (
         {"cluster": {"talos_pod_subnets": ["10.244.0.0/16"], "talos_service_subnets": ["10.244.128.0/20"]}},
         [EVERY_NODE + ": talos_service_subnets[0]: 10.244.128.0/20 overlaps talos_pod_subnets[0] 10.244.0.0/16"],
+    ),
+    "Talos's default service subnet overlapping a pod subnet": (
+        {"cluster": {"talos_pod_subnets": ["10.96.0.0/16"]}},
+        [EVERY_NODE + ": talos_service_subnets: 10.96.0.0/12 (Talos's default while talos_service_subnets is unset: "
+                      "set it to a range of its own) overlaps talos_pod_subnets[0] 10.96.0.0/16"],
     ),
     "YAML error inside a patch": (
         {"nodes": with_node("kube02", talos_patches=["machine:\n  network:\n    interfaces: [unclosed\n"])},
