@@ -82,12 +82,7 @@ plan:
   type: list
   elements: dict
 changing:
-  description: Names of the nodes the plan changes.
-  returned: always
-  type: list
-  elements: str
-text:
-  description: The plan as lines of a table.
+  description: Names of the nodes the plan changes (the table of the plan is M(netboot.talos.talos_plan)'s O(text)).
   returned: always
   type: list
   elements: str
@@ -169,6 +164,7 @@ def main():
     connector, configs, bundle, staged = day2.prepare(module)
     plans = day2.plan(module, connector, configs, bundle, staged)
     result = day2.plan_result(module, plans)
+    del result["text"]
     refused = planning.problems(plans)
     if refused:
         module.fail_json(msg="nothing applied; the plan is refused for:\n" + "\n".join(refused), problems=refused, **result)

@@ -57,6 +57,11 @@ def steps(plans, batch, workers):
     return controlplanes + [rest[i:i + size] for i in range(0, len(rest), size)]
 
 
+def member_name(node):
+    """The node's etcd member and Kubernetes node name."""
+    return node.get("hostname") or node["name"]
+
+
 def node_ready(kubeconfig, name):
     """(ready, status text) of one Kubernetes node."""
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes
@@ -79,6 +84,7 @@ class Rollout:
         self.kubeconfig = kubeconfig
         self.reboot_timeout, self.etcd_timeout, self.ready_timeout = reboot_timeout, etcd_timeout, ready_timeout
         self.interval = interval
+        self.by_name = {node["name"]: node for node in nodes}
 
     # ---------------------------------------------------------------- checks
 
@@ -96,7 +102,7 @@ class Rollout:
             return "no control plane lists the etcd members (%s)" % "; ".join(errors)
         problems = []
         listed = {member["hostname"] for member in members}
-        missing = [n["name"] for n in controlplanes if n.get("hostname", n["name"]) not in listed]
+        missing = [n["name"] for n in controlplanes if member_name(n) not in listed]
         if missing:
             problems.append("not etcd members: %s" % ", ".join(missing))
         problems += ["%s is a learner" % m["hostname"] for m in members if m["is_learner"]]
@@ -140,7 +146,7 @@ class Rollout:
             raise RuntimeError("the node runs a config that differs from the rendered one:\n" + planning.redact(diff, self.bundle))
 
     async def wait_ready(self, node):
-        name = node.get("hostname", node["name"])
+        name = member_name(self.by_name[node["name"]])
 
         async def check():
             try:

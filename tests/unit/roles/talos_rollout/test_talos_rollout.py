@@ -224,7 +224,7 @@ def test_unhealthy_etcd_stops_before_the_control_plane_is_touched(lab):
     assert run.rc != 0
     message = run.task("Roll the changes out")["result"]["msg"]
     assert message.startswith("rollout stopped: cp1 (127.77.0.11) failed at stage 'etcd healthy before': etcd not healthy"), message
-    assert "cp2: etcd reports NOSPACE alarm" in message and "not touched: cp2, w1" in message
+    assert "etcd not healthy after 5.0s: cp2: etcd reports NOSPACE alarm\n" in message and "not touched: cp2, w1" in message
     assert lab.applies() == {"cp1": [], "cp2": [], "w1": []}
 
 
@@ -251,3 +251,46 @@ def test_down_and_maintenance_nodes_are_listed_and_skipped(lab):
     assert "down" in table["w1"].split() and "skipped: no answer" in table["w1"]
     assert "maintenance" in table["w2"].split() and "skipped: maintenance mode (no config yet)" in table["w2"]
     assert "no change" in table["cp1"]
+
+
+# talos_cluster_apply_mode, the sysctl value it applies, what reaches the node, reboots, the value the node runs after.
+MODES = [
+    ("auto", "1", "no_reboot", 0, "1"),
+    ("reboot", "2", "reboot", 1, "2"),
+    ("staged", "3", "staged", 1, "2"),  # stored for the next boot; it keeps running "2"
+    ("no_reboot", "4", "no_reboot", 1, "4"),
+]
+
+
+def test_each_apply_mode_reaches_the_node_and_a_second_run_changes_nothing(lab):
+    lab.nodes = lab.nodes[:2]
+    lab.bring_up()
+    for mode, value, applied, reboots, running in MODES:
+        lab.group_vars["talos_cluster_apply_mode"] = mode
+        lab.set_vars("w1", talos_sysctls={"net.core.somaxconn": value})
+        run = lab.play("configs", "converge")
+        assert run.rc == 0, (mode, run.stdout)
+        assert lab.applies()["w1"][-1] == applied, mode
+        state = lab.doubles["w1"].state
+        assert state.get("reboots", 0) == reboots, mode
+        assert 'net.core.somaxconn: "%s"' % running in (lab.doubles["w1"].state_dir / "config.yaml").read_text(), mode
+        again = lab.play("converge")
+        assert again.rc == 0 and again.changed == 0, (mode, again.stdout)
+        assert len(lab.applies()["w1"]) == MODES.index((mode, value, applied, reboots, running)) + 1
+        assert ("staged, waits for the next reboot" in rows(again)["w1"]) == (mode == "staged"), again.stdout
+
+
+def test_secrets_in_the_running_config_never_show(lab):
+    lab.bring_up()
+    running = lab.doubles["w1"].state_dir / "config.yaml"
+    old_token = "oldtkn.0123456789abcdef"
+    text = running.read_text().replace(lab.secrets["trustdinfo"]["token"], old_token, 1)
+    running.write_text(text)
+    run = lab.play("converge", check=True, diff=True)
+    assert run.rc == 0, run.stdout
+    print(run.stdout)
+    assert "apply with a reboot" in rows(run)["w1"]  # machine.token cannot change live
+    prepared = run.task("Roll the changes out")["result"]["diff"][0]["prepared"]
+    assert "-    token: <redacted>\n+    token: <redacted>\n" in prepared
+    for value in lab.secret_values() + [old_token]:
+        assert value not in run.stdout
