@@ -77,13 +77,24 @@ text:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+import traceback
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import modules as day2
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import options
+
+try:
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import modules as day2
+except ImportError as exc:  # PyYAML or cryptography missing where the module runs
+    MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
+else:
+    MISSING_LIBRARY = IMPORT_TRACEBACK = None
 
 
 def main():
-    module = AnsibleModule(argument_spec=day2.argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=options.ARGUMENT_SPEC, supports_check_mode=True)
+    if MISSING_LIBRARY:
+        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     connector, configs, bundle, staged = day2.prepare(module)
     plans = day2.plan(module, connector, configs, bundle, staged)
     module.exit_json(changed=False, **day2.plan_result(module, plans))

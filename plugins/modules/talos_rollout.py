@@ -119,14 +119,22 @@ report:
 """
 
 import os
+import traceback
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
-from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
-from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import modules as day2
-from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import plan as planning
-from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import rollout
+from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import options
+
+try:
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import modules as day2
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import plan as planning
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import rollout
+except ImportError as exc:  # PyYAML or cryptography missing where the module runs
+    MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
+else:
+    MISSING_LIBRARY = IMPORT_TRACEBACK = None
 
 
 def report(outcome):
@@ -140,7 +148,8 @@ def report(outcome):
 
 def main():
     module = AnsibleModule(
-        argument_spec=day2.argument_spec(
+        argument_spec=dict(
+            options.ARGUMENT_SPEC,
             batch=dict(type="str", default="1"),
             kubeconfig=dict(type="path"),
             reboot_timeout=dict(type="float", default=600),
@@ -150,6 +159,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if MISSING_LIBRARY:
+        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     params = module.params
     workers = len([n for n in params["nodes"] if n["role"] != "controlplane"])
     problems = []

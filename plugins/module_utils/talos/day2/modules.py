@@ -14,27 +14,6 @@ from ansible_collections.netboot.talos.plugins.module_utils.talos.api import cli
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import plan as planning
 
-NODE_OPTIONS = dict(
-    name=dict(type="str", required=True),
-    role=dict(type="str", required=True, choices=["controlplane", "worker"]),
-    ip=dict(type="str", required=True),
-    hostname=dict(type="str"),
-    config=dict(type="dict"),
-)
-
-
-def argument_spec(**options):
-    return api.argument_spec(
-        cluster=dict(type="str", required=True),
-        nodes=dict(type="list", elements="dict", required=True, options=NODE_OPTIONS),
-        configs_dir=dict(type="path", required=True),
-        secrets=dict(type="path"),
-        apply_mode=dict(type="str", choices=list(planning.APPLY_MODES), default="auto"),
-        staged_record=dict(type="path"),
-        **options
-    )
-
-
 def read_staged(path):
     if not path:
         return {}

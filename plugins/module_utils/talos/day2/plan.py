@@ -23,7 +23,6 @@ import re
 from ansible_collections.netboot.talos.plugins.module_utils.talos import config as talos_config
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 
-APPLY_MODES = ("auto", "no_reboot", "reboot", "staged")
 NO_CHANGES = "No changes."
 DIFF_MARKER = "Config diff:\n\n"
 IMMEDIATE_MARKER = "can't be applied in immediate mode"
@@ -97,7 +96,7 @@ async def plan_node(connector, node, data, apply_mode, bundle=None, staged_diges
     except client.InvalidArgument as exc:
         reason = exc.detail
         if IMMEDIATE_MARKER in reason:
-            reason = "needs a reboot, which talos_cluster_apply_mode no_reboot forbids; the changes that need it:\n" \
+            reason = "needs a reboot, which apply mode no_reboot forbids; the changes that need it:\n" \
                      + reason.split("diff:\n", 1)[-1]
         else:
             reason = "Talos rejects the config: " + reason

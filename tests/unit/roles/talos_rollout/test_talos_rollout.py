@@ -262,8 +262,8 @@ MODES = [
 ]
 
 
+@pytest.mark.parametrize("lab", [FIVE[:1] + FIVE[2:3]], indirect=True)
 def test_each_apply_mode_reaches_the_node_and_a_second_run_changes_nothing(lab):
-    lab.nodes = lab.nodes[:2]
     lab.bring_up()
     for mode, value, applied, reboots, running in MODES:
         lab.group_vars["talos_cluster_apply_mode"] = mode

@@ -1,0 +1,24 @@
+# -*- coding: utf-8 -*-
+# Internal to the netboot.talos collection: may change in any release.
+"""Options of talos_plan and talos_rollout (importable without cryptography, so a missing library is reported)."""
+
+from __future__ import annotations
+
+from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
+
+APPLY_MODES = ("auto", "no_reboot", "reboot", "staged")
+NODE_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    role=dict(type="str", required=True, choices=["controlplane", "worker"]),
+    ip=dict(type="str", required=True),
+    hostname=dict(type="str"),
+    config=dict(type="dict"),
+)
+ARGUMENT_SPEC = api.argument_spec(
+    cluster=dict(type="str", required=True),
+    nodes=dict(type="list", elements="dict", required=True, options=NODE_OPTIONS),
+    configs_dir=dict(type="path", required=True),
+    secrets=dict(type="path"),
+    apply_mode=dict(type="str", choices=list(APPLY_MODES), default="auto"),
+    staged_record=dict(type="path"),
+)
