@@ -77,24 +77,14 @@ text:
   elements: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import options
-
-try:
-    from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import modules as day2
-except ImportError as exc:  # PyYAML or cryptography missing where the module runs
-    MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
-else:
-    MISSING_LIBRARY = IMPORT_TRACEBACK = None
 
 
 def main():
     module = AnsibleModule(argument_spec=options.ARGUMENT_SPEC, supports_check_mode=True)
-    if MISSING_LIBRARY:
-        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
+    day2 = options.load(module)
     connector, configs, bundle, staged = day2.prepare(module)
     plans = day2.plan(module, connector, configs, bundle, staged)
     module.exit_json(changed=False, **day2.plan_result(module, plans))

@@ -119,29 +119,17 @@ report:
 """
 
 import os
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import options
 
-try:
-    from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
-    from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
-    from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import modules as day2
-    from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import plan as planning
-    from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import rollout
-except ImportError as exc:  # PyYAML or cryptography missing where the module runs
-    MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
-else:
-    MISSING_LIBRARY = IMPORT_TRACEBACK = None
 
-
-def report(outcome):
+def report(outcome, action_text):
     lines = []
     for record in outcome["records"]:
         stages = ", ".join("%s %.1fs" % (s["stage"], s["seconds"]) for s in record["stages"])
-        lines.append("%s (%s): %s in %.1fs - %s" % (record["name"], record["ip"], planning.ACTION_TEXT[record["action"]],
+        lines.append("%s (%s): %s in %.1fs - %s" % (record["name"], record["ip"], action_text[record["action"]],
                                                   record["seconds"], stages))
     return lines or ["nothing to apply"]
 
@@ -159,8 +147,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if MISSING_LIBRARY:
-        module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
+    day2 = options.load(module)
+    client, api, planning, rollout = day2.client, day2.api, day2.planning, day2.rollout
     params = module.params
     workers = len([n for n in params["nodes"] if n["role"] != "controlplane"])
     problems = []
@@ -195,7 +183,7 @@ def main():
     staged_now = {e["name"]: planning.config_digest(configs[e["name"]]) for e in plans
                   if e["action"] == "staged" and e["name"] in outcome["applied"]}
     day2.write_staged(params["staged_record"], plans, staged, staged_now)
-    result.update(outcome, report=report(outcome))
+    result.update(outcome, report=report(outcome, planning.ACTION_TEXT))
     if outcome["failures"]:
         lines = [failure["msg"] for failure in outcome["failures"]]
         lines.append("applied: %s; not touched: %s" % (", ".join(outcome["applied"]) or "none", ", ".join(outcome["untouched"]) or "none"))

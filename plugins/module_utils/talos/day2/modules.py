@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Internal to the netboot.talos collection: may change in any release.
-"""What talos_plan and talos_rollout share: their options, reading their inputs, planning."""
+"""What talos_plan and talos_rollout share: reading their inputs, planning. options.load() imports it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import plan as planning
+from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import rollout  # noqa: F401 (for talos_rollout)
 
 def read_staged(path):
     if not path:

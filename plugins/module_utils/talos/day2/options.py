@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 
 APPLY_MODES = ("auto", "no_reboot", "reboot", "staged")
@@ -22,3 +26,13 @@ ARGUMENT_SPEC = api.argument_spec(
     apply_mode=dict(type="str", choices=list(APPLY_MODES), default="auto"),
     staged_record=dict(type="path"),
 )
+
+
+def load(module):
+    """The day-2 helpers (day2/modules.py, which also carries client, api, planning and rollout);
+    fails the module naming the library when PyYAML or cryptography is missing."""
+    try:
+        from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import modules as day2
+    except ImportError as exc:
+        module.fail_json(msg=missing_required_lib(exc.name), exception=traceback.format_exc())
+    return day2
