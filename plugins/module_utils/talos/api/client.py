@@ -410,6 +410,14 @@ async def etcd_members(target, timeout=10.0):
              "is_learner": member["is_learner"]} for message in messages for member in message["members"]]
 
 
+async def etcd_status(target, timeout=10.0):
+    """The node's own etcd member: {member_id, leader, errors, is_learner, raft_index}."""
+    messages = await call(target, m.MACHINE + "EtcdStatus", timeout=timeout)
+    status = (messages[0].get("member_status") or {}) if messages else {}
+    return {"member_id": status.get("member_id", 0), "leader": status.get("leader", 0), "errors": list(status.get("errors") or []),
+            "is_learner": bool(status.get("is_learner")), "raft_index": status.get("raft_index", 0)}
+
+
 async def disks(target, timeout=10.0):
     messages = await call(target, "/storage.StorageService/Disks", timeout=timeout)
     return [{"device_name": d["device_name"], "size": d["size"], "model": d["model"], "system_disk": d["system_disk"]}

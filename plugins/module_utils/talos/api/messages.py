@@ -185,6 +185,29 @@ class EtcdMembers(Message):
 EtcdMemberListResponse = _response(EtcdMembers)
 
 
+class EtcdMemberStatus(Message):
+    FIELDS = {
+        1: ("protocol_version", "string", False),
+        2: ("db_size", "int64", False),
+        3: ("db_size_in_use", "int64", False),
+        4: ("leader", "uint64", False),
+        5: ("raft_index", "uint64", False),
+        6: ("raft_term", "uint64", False),
+        7: ("raft_applied_index", "uint64", False),
+        8: ("errors", "string", True),
+        9: ("is_learner", "bool", False),
+        10: ("member_id", "uint64", False),
+        11: ("storage_version", "string", False),
+    }
+
+
+class EtcdStatus(Message):
+    FIELDS = {1: ("metadata", Metadata, False), 2: ("member_status", EtcdMemberStatus, False)}
+
+
+EtcdStatusResponse = _response(EtcdStatus)
+
+
 class Disk(Message):
     FIELDS = {
         1: ("size", "uint64", False),
@@ -219,5 +242,6 @@ METHODS = {
     MACHINE + "Reset": (ResetRequest, ResetResponse, False),
     MACHINE + "ServiceList": (Empty, ServiceListResponse, False),
     MACHINE + "EtcdMemberList": (EtcdMemberListRequest, EtcdMemberListResponse, False),
+    MACHINE + "EtcdStatus": (Empty, EtcdStatusResponse, False),
     "/storage.StorageService/Disks": (Empty, DisksResponse, False),
 }
