@@ -64,6 +64,11 @@ def double_state(name):
     return json.loads((LAB_DIR / "nodes" / name / "state.json").read_text())
 
 
+def served_record():
+    """The controller's record of what each node was served and when it was seen running it."""
+    return json.loads((CLUSTER_DIR / "served.json").read_text())
+
+
 def recap(stdout):
     """PLAY RECAP lines: host -> {ok, changed, failed, ...}."""
     lines = stdout.split("PLAY RECAP", 1)[-1].splitlines()
@@ -261,6 +266,10 @@ def test_node_table_lists_every_inventory_node_ready(lab):
 def test_configs_are_withdrawn_once_every_node_runs_its_own(lab):
     # inventory/lab sets talos_config_withdraw: cluster.yml removed them after the node table
     assert {name: config_status(node) for name, node in inventory_nodes().items()} == {name: "404" for name in inventory_nodes()}
+    # each withheld only once seen running the config served in this run (the controller's record)
+    record = served_record()
+    assert set(record) == set(inventory_nodes())
+    assert all(entry["seen_running_at"] and entry["seen_running_at"] >= entry["served_at"] for entry in record.values()), record
 
 
 def test_site_second_run_changes_nothing_and_bootstraps_once(lab_runs, lab):
@@ -279,6 +288,7 @@ def test_reprovision_brings_the_worker_back_through_pxe(lab_runs, lab):
     worker = "lab-worker1"
     node = inventory_nodes()[worker]
     resets_before = len(double_state(worker)["resets"])
+    record_before = served_record()[worker]
     run = lab_runs.playbook("reprovision-%s" % worker, "playbooks/reprovision.yml", "-e", "nodes=%s" % worker)
     assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
     state = double_state(worker)
@@ -300,6 +310,8 @@ def test_reprovision_brings_the_worker_back_through_pxe(lab_runs, lab):
     assert table[worker]["STATUS"] == "Ready" and set(table) == set(inventory_nodes())
     # served again for the new boot (the double above runs what it fetched), withdrawn once back
     assert config_status(node) == "404"
+    record = served_record()[worker]
+    assert record["served_at"] > record_before["seen_running_at"] and record["seen_running_at"] >= record["served_at"]
 
 
 # -------------------------------------------------------------------------------------- api delivery
