@@ -17,7 +17,8 @@ MOLECULE_SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*
 .PHONY: help deps venv lint unit install-test release-lint molecule e2e test bench lab lab-site lab-reprovision lab-down clean
 
 help:
-	@echo "make lab       boot the virtual lab end to end (QEMU, BIOS and UEFI machines)"
+	@echo "make lab       boot the virtual lab end to end (QEMU, BIOS and UEFI machines), offline"
+	@echo "make lab LAB_MODE=auto  the same with the real matchbox image and Talos assets when reachable"
 	@echo "make lab-site  run site.yml against the lab again (after make lab)"
 	@echo "make lab-reprovision NODES=lab-worker1  reset lab nodes and bring them back through PXE"
 	@echo "make lab-down  remove everything the lab made"
@@ -66,8 +67,9 @@ e2e: deps venv
 
 test: deps venv lint release-lint unit install-test molecule e2e
 
+# LAB_MODE=auto or online: the real matchbox image and Talos assets (see inventory/lab); default offline.
 lab: deps venv
-	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab.yml
+	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab.yml $(if $(LAB_MODE),-e lab_mode=$(LAB_MODE))
 
 lab-site: venv
 	$(BIN)/ansible-playbook -i inventory/lab site.yml

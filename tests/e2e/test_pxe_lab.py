@@ -1,10 +1,13 @@
 """End to end: QEMU machines network-boot through the boot server roles in the lab namespace, are
 "installed" as Talos node doubles, and playbooks/cluster.yml brings the cluster up to the node table.
 
-Runs playbooks/lab.yml against inventory/lab (BIOS control plane, UEFI worker, and a stranger whose
-MAC is in no host_vars) with http delivery, checks the report it wrote against the inventory, runs
-site.yml again (nothing changes, no second Bootstrap), reprovisions the worker through PXE, then
-runs the lab a second time in a row with api delivery. The lab is torn down by
+Starts from a known state: playbooks/lab_down.yml first removes whatever an earlier `make lab` or
+e2e run left (supervisor, QEMU, node doubles, kube-API double, dnsmasq, tftpd, the matchbox
+container, the namespace), and the test checks nothing is left. Then runs playbooks/lab.yml against
+inventory/lab (BIOS control plane, UEFI worker, and a stranger whose MAC is in no host_vars) with
+http delivery, checks the report it wrote against the inventory, runs site.yml again (nothing
+changes, no second Bootstrap), reprovisions the worker through PXE, then runs the lab a second time
+in a row with api delivery (lab.yml tears its earlier run down itself). The lab is torn down by
 playbooks/lab_down.yml whatever happens; serial consoles, the lab's logs and the node doubles' logs
 and states are kept under tests/output/e2e/ when a test fails. Needs root (namespaces, taps) and
 `make deps`. Timings are printed as the tests go.
@@ -61,6 +64,11 @@ def double_state(name):
     return json.loads((LAB_DIR / "nodes" / name / "state.json").read_text())
 
 
+def served_record():
+    """The controller's record of what each node was served and when it was seen running it."""
+    return json.loads((CLUSTER_DIR / "served.json").read_text())
+
+
 def recap(stdout):
     """PLAY RECAP lines: host -> {ok, changed, failed, ...}."""
     lines = stdout.split("PLAY RECAP", 1)[-1].splitlines()
@@ -82,12 +90,37 @@ def table_rows(lines):
     return {row.split()[0]: dict(zip(header, row.split())) for row in lines[1:] if row.strip()}
 
 
+def printed_lines(stdout, task):
+    """The plain lines a playbook task printed with netboot.talos.print_text (up to its ok: line)."""
+    section = stdout.split("TASK [%s]" % task)[-1].split("\n", 1)[-1]
+    return section.split("\nok: [", 1)[0].splitlines()
+
+
 def printed_table(stdout, task):
-    """The node table a playbook task printed (debug msg, a JSON list of lines)."""
-    section = stdout.split("TASK [%s]" % task)[-1]
-    match = re.search(r'"msg": (\[.*?\n    \])', section, re.S)
-    assert match, "no node table printed by %r" % task
-    return table_rows(json.loads(match.group(1)))
+    """The node table a playbook task printed: plain text (print_text), or a debug msg's JSON list."""
+    match = re.search(r'"msg": (\[.*?\n    \])', stdout.split("TASK [%s]" % task)[-1].split("\nTASK [", 1)[0], re.S)
+    lines = json.loads(match.group(1)) if match else printed_lines(stdout, task)
+    header = next((index for index, line in enumerate(lines) if line.startswith("NAME ")), None)
+    assert header is not None, "no node table printed by %r" % task
+    return table_rows(lines[header:])
+
+
+def leftovers():
+    """What of a lab is still there: namespace, matchbox container, directories, processes."""
+    found = []
+    if NAMESPACE in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split():
+        found.append("namespace " + NAMESPACE)
+    containers = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], env=ENV,
+                                capture_output=True, text=True, check=False).stdout.split()
+    if MATCHBOX_CONTAINER in containers:
+        found.append("container " + MATCHBOX_CONTAINER)
+    found.extend(path for path in ("/srv/netboot-lab", "/var/lib/netboot-lab", "/etc/netboot-lab",
+                                   str(LAB_DIR / "nodes"), str(LAB_DIR / "machines.pid")) if os.path.exists(path))
+    # QEMU, node doubles, kube-API double, syslogd (under .lab); the supervisor; tftpd, dnsmasq, conmon
+    for pattern in (str(LAB_DIR), "roles/lab/files/lab_machines.py", "netboot-lab"):
+        processes = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, check=False).stdout
+        found.extend(processes.splitlines())
+    return found
 
 
 class Lab:
@@ -144,6 +177,10 @@ class Lab:
 def lab_runs(request):
     started = time.monotonic()
     lab = Lab(request)
+    # A known state: whatever an earlier `make lab` or e2e run left goes first.
+    earlier = lab.playbook("lab-down-before", "playbooks/lab_down.yml")
+    assert earlier.returncode == 0, (earlier.stdout + earlier.stderr)[-3000:]
+    assert leftovers() == [], "lab-down left these from an earlier lab"
 
     def tear_down():
         if request.session.testsfailed > 0 or any(run.returncode for _, run in lab.runs):
@@ -229,6 +266,10 @@ def test_node_table_lists_every_inventory_node_ready(lab):
 def test_configs_are_withdrawn_once_every_node_runs_its_own(lab):
     # inventory/lab sets talos_config_withdraw: cluster.yml removed them after the node table
     assert {name: config_status(node) for name, node in inventory_nodes().items()} == {name: "404" for name in inventory_nodes()}
+    # each withheld only once seen running the config served in this run (the controller's record)
+    record = served_record()
+    assert set(record) == set(inventory_nodes())
+    assert all(entry["seen_running_at"] and entry["seen_running_at"] >= entry["served_at"] for entry in record.values()), record
 
 
 def test_site_second_run_changes_nothing_and_bootstraps_once(lab_runs, lab):
@@ -247,6 +288,7 @@ def test_reprovision_brings_the_worker_back_through_pxe(lab_runs, lab):
     worker = "lab-worker1"
     node = inventory_nodes()[worker]
     resets_before = len(double_state(worker)["resets"])
+    record_before = served_record()[worker]
     run = lab_runs.playbook("reprovision-%s" % worker, "playbooks/reprovision.yml", "-e", "nodes=%s" % worker)
     assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
     state = double_state(worker)
@@ -268,6 +310,8 @@ def test_reprovision_brings_the_worker_back_through_pxe(lab_runs, lab):
     assert table[worker]["STATUS"] == "Ready" and set(table) == set(inventory_nodes())
     # served again for the new boot (the double above runs what it fetched), withdrawn once back
     assert config_status(node) == "404"
+    record = served_record()[worker]
+    assert record["served_at"] > record_before["seen_running_at"] and record["seen_running_at"] >= record["served_at"]
 
 
 # -------------------------------------------------------------------------------------- api delivery
@@ -306,14 +350,6 @@ def test_api_delivery_node_table_lists_every_node_ready(api_lab):
 def test_lab_down_leaves_nothing(lab_runs, api_lab):
     run = lab_runs.down()
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split()
-    assert NAMESPACE not in namespaces
-    containers = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], env=ENV,
-                                capture_output=True, text=True, check=False).stdout.split()
-    assert MATCHBOX_CONTAINER not in containers
-    leftovers = [path for path in ("/srv/netboot-lab", "/var/lib/netboot-lab", "/etc/netboot-lab",
-                                   str(LAB_DIR / "nodes"), str(LAB_DIR / "machines.pid")) if os.path.exists(path)]
-    assert leftovers == []
-    for pattern in (str(LAB_DIR), "roles/lab/files/lab_machines.py"):  # QEMU, doubles, syslogd; the supervisor
-        processes = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, check=False).stdout
-        assert processes == "", processes
+    assert leftovers() == []
+    again = lab_runs.down()  # safe when nothing is up
+    assert again.returncode == 0 and recap(again.stdout)["localhost"]["changed"] == 0, again.stdout[-3000:]

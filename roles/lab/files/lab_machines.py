@@ -309,23 +309,30 @@ EXPECTATIONS = {"config": "expects its config", "maintenance": "expects no confi
                 "refused": "not in the inventory"}
 
 
-def summary(report):
-    lines = ["== %s (%s, %s, MAC %s%s)" % (report["name"], report["firmware"].upper(), EXPECTATIONS[report["expect"]],
-                                            report["mac"], ", boot %d" % report["boot"] if report["boot"] > 1 else "")]
+def words(values):
+    """Plain text of a list for the report: each value once, in order, comma separated; none when empty."""
+    return ", ".join(dict.fromkeys(str(value) for value in values)) or "none"
+
+
+def summary(report, timeline=True):
+    """The report's lines for one boot; timeline adds one line per DHCP, TFTP, HTTP and serial event."""
+    lines = ["== %s: %s, MAC %s, %s%s" % (report["name"], report["firmware"].upper(), report["mac"],
+                                         EXPECTATIONS[report["expect"]], ", boot %d" % report["boot"] if report["boot"] > 1 else "")]
     counts = report["requests"]
-    lines.append("   ended: %s after %.1f s; requests: DHCP %d, TFTP %d, HTTP %d"
+    lines.append("   %s after %.1f s (requests: DHCP %d, TFTP %d, HTTP %d)"
                  % (report["ending"], report["boot_seconds"], counts["dhcp"], counts["tftp"], counts["http"]))
-    lines.append("   lease %s, DHCP boot files %s, TFTP %s" % (report["lease"], report["dhcp_boot_files"], report["tftp_files"]))
-    lines.append("   iPXE scripts %s%s" % (report["ipxe_scripts"], " -> 404 (no group)" if report["refused"] else ""))
-    lines.append("   kernel %s, initrd %s" % (report["kernel"], report["initrd"]))
+    lines.append("   lease %s; DHCP boot file %s; TFTP %s" % (report["lease"] or "none", words(report["dhcp_boot_files"]),
+                                                             words(report["tftp_files"])))
+    lines.append("   iPXE %s%s" % (words(report["ipxe_scripts"]), " -> 404 (no group)" if report["refused"] else ""))
+    lines.append("   kernel %s; initrd %s" % (report["kernel"] or "none", report["initrd"] or "none"))
     config = report["config"]
-    lines.append("   config %s: %s" % (report["config_url"], "hostname=%s type=%s cluster=%s" % (
-        config["hostname"], config["machine_type"], config["cluster"]) if config else "none fetched"))
+    lines.append("   config %s" % ("%s: hostname=%s type=%s cluster=%s" % (
+        report["config_url"], config["hostname"], config["machine_type"], config["cluster"]) if config else "none fetched"))
     install = report.get("install")
     if install:
         lines.append("   installed: %s" % install["text"])
-    for event in report["events"]:
-        lines.append("   %7.1f s  %-6s %s" % (event["t"], event["source"], event["event"]))
+    if timeline:
+        lines.extend("   %7.1f s  %-6s %s" % (event["t"], event["source"], event["event"]) for event in report["events"])
     return lines
 
 
@@ -523,11 +530,12 @@ class Lab:
                 time.sleep(2.5)  # logs have whole seconds: keep the machines' time windows apart
             booted.append(self.boot(name))
         reports = [self.report(machine, install) for machine, install in booted]
-        lines, wrong = [], []
+        lines, short, wrong = [], [], []
         for report in reports:
             lines.extend(summary(report))
+            short.extend(summary(report, timeline=False))
             wrong.extend(problems(report))
-        write_json(status_path, {"machines": reports, "report_lines": lines, "problems": wrong})
+        write_json(status_path, {"machines": reports, "report_lines": lines, "summary_lines": short, "problems": wrong})
         log("first boots reported: %s" % ("; ".join(wrong) or "every machine did what it should"))
         while not STOP.wait(0.5):
             self.watch()

@@ -7,6 +7,7 @@ serves the data dir and is asked what iPXE would ask.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -192,36 +193,111 @@ def test_inventory_api_delivery_also_stops_config_publishing(run_playbook, site)
                                                                .read_text())["boot"]["args"])
 
 
-def test_withholding_serves_configs_only_to_nodes_not_yet_running_theirs(run_playbook, site, tmp_path):
+def withholding_cluster(tmp_path, members):
+    """Node doubles for members, their nodes and a validated inventory with withdrawing on."""
     sys.path.insert(0, str(REPO / "tests" / "fixtures" / "talos_node"))
     import doubles
 
-    members = [{"name": "cp1", "role": "controlplane", "ip": "127.0.8.11"}, {"name": "w1", "role": "worker", "ip": "127.0.8.12"}]
     cluster = doubles.Cluster(tmp_path / "api", members)
-    nodes = [dict(NODES[0], name="cp1", mac="02:00:00:08:00:11", ip="127.0.8.11"),
-             dict(NODES[2], name="w1", mac="02:00:00:08:00:12", ip="127.0.8.12")]
+    templates = {"controlplane": NODES[0], "worker": NODES[2]}
+    nodes = [dict(templates[member["role"]], name=member["name"], ip=member["ip"],
+                  mac="02:00:00:%02x:%02x:%02x" % tuple(int(part) for part in member["ip"].split(".")[1:]))
+             for member in members]
     inventory = {"cluster": {"name": cluster.name, "dir": str(cluster.dir), "delivery": "http", "withdraw_configs": True},
                  "nodes": nodes}
-    served = {node["name"]: site["data"] / "assets" / "talos" / "configs" / (node["mac"].replace(":", "-") + ".yaml")
-              for node in nodes}
+    return cluster, nodes, inventory
 
-    def publish():
-        return run(run_playbook, site, nodes=[], talos_config_inventory=inventory,
-                   talos_config_publish_configs_dir=str(cluster.dir / "nodes"))
 
+def served_path(site, node):
+    return site["data"] / "assets" / "talos" / "configs" / (node["mac"].replace(":", "-") + ".yaml")
+
+
+def publish_withholding(run_playbook, site, cluster, inventory, **kwargs):
+    return run(run_playbook, site, nodes=[], talos_config_inventory=inventory,
+               talos_config_publish_configs_dir=str(cluster.dir / "nodes"), **kwargs)
+
+
+def test_withholding_serves_configs_only_to_nodes_seen_running_theirs(run_playbook, site, tmp_path):
+    members = [{"name": "cp1", "role": "controlplane", "ip": "127.0.8.11"}, {"name": "w1", "role": "worker", "ip": "127.0.8.12"}]
+    cluster, nodes, inventory = withholding_cluster(tmp_path, members)
+    served = {node["name"]: served_path(site, node) for node in nodes}
     try:
-        before = publish()  # nothing answers yet: both are served
+        before = publish_withholding(run_playbook, site, cluster, inventory)  # nothing answers yet: both are served
         assert before.rc == 0, before.stdout
         assert all(path.exists() for path in served.values())
 
         cluster.start("cp1")
-        after = publish()  # cp1 runs its config now: its copy goes, w1 keeps its own
-        assert after.rc == 0 and after.changed == 1, after.stdout
+        after = publish_withholding(run_playbook, site, cluster, inventory)  # cp1 runs what it was served now
+        assert after.rc == 0 and after.changed == 2, after.stdout  # its copy goes, the record says so
         assert not served["cp1"].exists() and served["w1"].read_bytes() == cluster.config("w1").read_bytes()
-        assert publish().changed == 0
+        assert publish_withholding(run_playbook, site, cluster, inventory).changed == 0
 
         cluster.start("w1", maintenance=True)  # answering without a config is not running it
-        assert publish().changed == 0 and served["w1"].exists()
+        assert publish_withholding(run_playbook, site, cluster, inventory).changed == 0 and served["w1"].exists()
+        record = json.loads((cluster.dir / "served.json").read_text())
+        assert record["w1"]["seen_running_at"] is None and record["cp1"]["seen_running_at"] >= record["cp1"]["served_at"]
+        assert SECRET not in (cluster.dir / "served.json").read_text()
+    finally:
+        cluster.stop()
+
+
+# Steps before each publish: up (the node runs its config), down, maintenance, change (its rendered
+# config changes). Expected: whether its config is served after each publish.
+WITHHOLD_HISTORIES = {
+    "answering before it was ever served: served, withheld from the next run on":
+        (["up", "publish", "publish", "publish"], [True, False, False]),
+    "stops answering after it was seen running it (wiped): served again":
+        (["publish", "up", "publish", "down", "publish", "publish", "up", "publish"], [True, False, True, True, False]),
+    "config changed while it runs: the new one is served, withheld once seen again":
+        (["publish", "up", "publish", "change", "publish", "publish"], [True, False, True, False]),
+    "maintenance mode after it was seen running it: served again":
+        (["publish", "up", "publish", "down", "maintenance", "publish"], [True, False, True]),
+}
+
+
+@pytest.mark.parametrize("history", sorted(WITHHOLD_HISTORIES))
+def test_withholding_follows_what_was_served_and_seen(run_playbook, site, tmp_path, history):
+    steps, expected = WITHHOLD_HISTORIES[history]
+    ip = "127.0.9.%d" % (11 + sorted(WITHHOLD_HISTORIES).index(history))
+    cluster, nodes, inventory = withholding_cluster(tmp_path, [{"name": "cp1", "role": "controlplane", "ip": ip}])
+    config, path = cluster.config("cp1"), served_path(site, nodes[0])
+    seen, last = [], None
+    try:
+        for step in steps:
+            if step == "publish":
+                result = publish_withholding(run_playbook, site, cluster, inventory)
+                assert result.rc == 0, result.stdout
+                record = json.loads((cluster.dir / "served.json").read_text())["cp1"]
+                assert record["checksum"] == hashlib.sha1(config.read_bytes()).hexdigest()
+                assert (record["seen_running_at"] is None) == path.exists()
+                if path.exists():
+                    assert path.read_bytes() == config.read_bytes()
+                if last == (path.exists(), record):
+                    assert result.changed == 0, "a repeated publish changed something: %s" % result.stdout
+                seen.append(path.exists())
+                last = (path.exists(), record)
+            elif step == "up":
+                cluster.start("cp1")
+            elif step == "maintenance":
+                cluster.start("cp1", maintenance=True)
+            elif step == "down":
+                cluster.doubles["cp1"].stop()
+            elif step == "change":
+                config.write_text(config.read_text() + "# changed\n")
+        assert seen == expected
+    finally:
+        cluster.stop()
+
+
+def test_withholding_in_check_mode_changes_nothing(run_playbook, site, tmp_path):
+    cluster, nodes, inventory = withholding_cluster(tmp_path, [{"name": "cp1", "role": "controlplane", "ip": "127.0.9.21"}])
+    try:
+        assert publish_withholding(run_playbook, site, cluster, inventory).rc == 0
+        record = (cluster.dir / "served.json").read_text()
+        cluster.start("cp1")
+        checked = publish_withholding(run_playbook, site, cluster, inventory, check=True)
+        assert checked.rc == 0 and checked.changed == 2, checked.stdout
+        assert served_path(site, nodes[0]).exists() and (cluster.dir / "served.json").read_text() == record
     finally:
         cluster.stop()
 
@@ -240,7 +316,7 @@ def test_withholding_off_serves_every_config(run_playbook, site, tmp_path):
                         talos_config_publish_configs_dir=str(cluster.dir / "nodes"))
         assert published.rc == 0, published.stdout
         assert (site["data"] / "assets" / "talos" / "configs" / "02-00-00-08-00-21.yaml").exists()
-        assert "skip_reason" in published.task("Find the nodes that already run their config")["result"]
+        assert "skip_reason" in published.task("Find the nodes that answer with the cluster's credentials")["result"]
     finally:
         cluster.stop()
 
