@@ -54,9 +54,11 @@ options:
     type: str
     default: ""
   timeout:
-    description: Seconds to listen for offers.
+    description:
+      - Seconds to listen for offers.
+      - dnsmasq pings an address of its pool before offering it, which delays a first offer by about 3 seconds.
     type: float
-    default: 3
+    default: 5
 attributes:
   check_mode:
     support: full
@@ -110,7 +112,7 @@ def main():
             uefi_file=dict(type="str", default="ipxe.efi"),
             ipxe_targets=dict(type="list", elements="str", required=True),
             next_server=dict(type="str", default=""),
-            timeout=dict(type="float", default=3),
+            timeout=dict(type="float", default=5),
         ),
         supports_check_mode=True,
     )

@@ -39,6 +39,7 @@ TITLES = {key: title for key, title, _, _ in CLIENT_KINDS}
 # The encapsulated options iPXE sends (175): a "bus id" and "priority" as a real client does.
 IPXE_OPTION_175 = b"\xb1\x05\x01\x10\xec\x80\x00"
 BOOTP_SERVER_PORT, BOOTP_CLIENT_PORT = 67, 68
+RESEND = 1.0
 NO_ADDRESS = "0.0.0.0"
 # First-stage binaries: iPXE offered one of these loads itself again and again.
 IPXE_BINARY_ENDINGS = (".kpxe", ".pxe", ".efi", ".kkpxe", ".0")
@@ -97,28 +98,35 @@ def probe(interface, macs, timeout):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         sock.bind(("", BOOTP_CLIENT_PORT))
-        asked = {}
+        packets = {}
         for mac in macs:
             for key, _, arch, ipxe in CLIENT_KINDS:
                 xid = int.from_bytes(os.urandom(4), "big")
-                asked[xid] = (mac, key)
-                sock.sendto(discover(mac, arch, ipxe, xid), ("255.255.255.255", BOOTP_SERVER_PORT))
-        return _collect(sock, asked, timeout)
+                packets[xid] = ((mac, key), discover(mac, arch, ipxe, xid))
+        return _collect(sock, packets, timeout)
     finally:
         sock.close()
 
 
-def _collect(sock, asked, timeout):
-    offers = {pair: [] for pair in asked.values()}
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([sock], [], [], left)[0]:
-            return offers
-        data, (source, _) = sock.recvfrom(4096)
-        offer = read_offer(data, source)
-        if offer and offer["xid"] in asked and offer not in offers[asked[offer["xid"]]]:
-            offers[asked[offer["xid"]]].append(offer)
+def _collect(sock, packets, timeout):
+    """Send, listen, and send again each second what fewer servers answered than answered others,
+    as firmware retries: a server checking an address (dnsmasq pings it first) answers late or
+    not at all the first time."""
+    offers = {pair: [] for pair, _ in packets.values()}
+    deadline, resend = time.monotonic() + timeout, 0.0
+    while time.monotonic() < deadline:
+        if time.monotonic() >= resend:
+            most = max(len(found) for found in offers.values())
+            for pair, packet in packets.values():
+                if not offers[pair] or len(offers[pair]) < most:
+                    sock.sendto(packet, ("255.255.255.255", BOOTP_SERVER_PORT))
+            resend = time.monotonic() + RESEND
+        if select.select([sock], [], [], max(0.0, min(resend, deadline) - time.monotonic()))[0]:
+            data, (source, _) = sock.recvfrom(4096)
+            offer = read_offer(data, source)
+            if offer and offer["xid"] in packets and offer not in offers[packets[offer["xid"]][0]]:
+                offers[packets[offer["xid"]][0]].append(offer)
+    return offers
 
 
 class Expected:
