@@ -135,7 +135,7 @@ def main():
                          offers=[])
     expected = dhcp.Expected(params["bios_file"], params["uefi_file"], params["ipxe_targets"], params["next_server"])
     nodes = {node["name"]: dhcp.node_verdicts(node, offers, expected, interface) for node in params["nodes"]}
-    heard = [dict(offer, kind=kind) for (_, kind), kind_offers in sorted(offers.items()) for offer in kind_offers]
+    heard = [dict(offer, kind=pair[1]) for pair, kind_offers in sorted(offers.items()) for offer in kind_offers]
     module.exit_json(changed=False, nodes=nodes, findings=dhcp.server_findings(offers, interface), offers=heard)
 
 

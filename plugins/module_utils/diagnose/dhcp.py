@@ -35,7 +35,7 @@ CLIENT_KINDS = (
     ("ipxe", "iPXE on BIOS (user class iPXE, option 175)", 0, True),
     ("ipxe-uefi", "iPXE on UEFI (user class iPXE, option 175)", 7, True),
 )
-TITLES = {key: title for key, title, _, _ in CLIENT_KINDS}
+TITLES = {kind[0]: kind[1] for kind in CLIENT_KINDS}
 # The encapsulated options iPXE sends (175): a "bus id" and "priority" as a real client does.
 IPXE_OPTION_175 = b"\xb1\x05\x01\x10\xec\x80\x00"
 BOOTP_SERVER_PORT, BOOTP_CLIENT_PORT = 67, 68
@@ -100,7 +100,7 @@ def probe(interface, macs, timeout):
         sock.bind(("", BOOTP_CLIENT_PORT))
         packets = {}
         for mac in macs:
-            for key, _, arch, ipxe in CLIENT_KINDS:
+            for key, _title, arch, ipxe in CLIENT_KINDS:
                 xid = int.from_bytes(os.urandom(4), "big")
                 packets[xid] = ((mac, key), discover(mac, arch, ipxe, xid))
         return _collect(sock, packets, timeout)
@@ -112,7 +112,7 @@ def _collect(sock, packets, timeout):
     """Send, listen, and send again each second what fewer servers answered than answered others,
     as firmware retries: a server checking an address (dnsmasq pings it first) answers late or
     not at all the first time."""
-    offers = {pair: [] for pair, _ in packets.values()}
+    offers = {pair: [] for pair, _packet in packets.values()}
     deadline, resend = time.monotonic() + timeout, 0.0
     while time.monotonic() < deadline:
         if time.monotonic() >= resend:
@@ -122,8 +122,8 @@ def _collect(sock, packets, timeout):
                     sock.sendto(packet, ("255.255.255.255", BOOTP_SERVER_PORT))
             resend = time.monotonic() + RESEND
         if select.select([sock], [], [], max(0.0, min(resend, deadline) - time.monotonic()))[0]:
-            data, (source, _) = sock.recvfrom(4096)
-            offer = read_offer(data, source)
+            data, sender = sock.recvfrom(4096)
+            offer = read_offer(data, sender[0])
             if offer and offer["xid"] in packets and offer not in offers[packets[offer["xid"]][0]]:
                 offers[packets[offer["xid"]][0]].append(offer)
     return offers

@@ -132,29 +132,38 @@ def _collapse(messages):
     return [message for index, message in enumerate(messages) if index == 0 or messages[index - 1] != message]
 
 
+def _off(distance):
+    return "%d hex digit%s off" % (distance, "" if distance == 1 else "s")
+
+
+def _stranger_finding(stranger, activity, known):
+    """A MAC in no host_vars, with the node whose MAC comes closest; returns (finding, closest, distance)."""
+    closest = min(known, key=lambda mac: mac_distance(mac, stranger)) if known else None
+    distance = mac_distance(closest, stranger) if closest else None
+    seen = "%s, in no host_vars: %s" % (stranger, activity.describe(stranger) or "seen")
+    if closest:
+        seen += "; closest node %s (%s, %s)" % (known[closest]["name"], closest, _off(distance))
+    if closest and distance <= NEAR:
+        action = "if this machine is %s, set talos_mac: %s in its host_vars" % (known[closest]["name"], stranger)
+    else:
+        action = "a machine the inventory does not know boots from this network"
+    return v.warning("logs", "requests only from MACs in host_vars", seen, action), closest, distance
+
+
 def verdicts(nodes, activity, sources):
     """Per node its "logs" verdict, and the findings: MACs in no host_vars, each by its closest node."""
     known = {matchbox.normalize_mac(node["mac"]): node for node in nodes}
-    strangers = sorted(activity.macs() - set(known))
-    near = {}
-    findings = []
-    for stranger in strangers:
-        closest = min(known, key=lambda mac: mac_distance(mac, stranger)) if known else None
-        distance = mac_distance(closest, stranger) if closest else None
+    near, findings = {}, []
+    for stranger in sorted(activity.macs() - set(known)):
+        finding, closest, distance = _stranger_finding(stranger, activity, known)
+        findings.append(finding)
         if closest and distance <= NEAR:
             near.setdefault(closest, []).append((stranger, distance))
-        findings.append(v.warning(
-            "logs", "requests only from MACs in host_vars",
-            "%s, in no host_vars: %s%s" % (stranger, activity.describe(stranger) or "seen",
-                                           "; closest node %s (%s, %d hex digit%s off)" % (known[closest]["name"], closest, distance, "" if distance == 1 else "s") if closest else ""),
-            "if this machine is %s, set talos_mac: %s in its host_vars" % (known[closest]["name"], stranger) if closest and distance <= NEAR
-            else "a machine the inventory does not know boots from this network"))
     result = {}
     for mac, node in known.items():
         seen = activity.describe(mac, node.get("ip")) or "nothing in %s" % ", ".join(sources)
         if mac in near:
-            others = ", ".join("%s (%d hex digit%s off): %s" % (other, distance, "" if distance == 1 else "s", activity.describe(other))
-                               for other, distance in near[mac])
+            others = ", ".join("%s (%s): %s" % (other, _off(distance), activity.describe(other)) for other, distance in near[mac])
             result[node["name"]] = [v.warning("logs", "the machine's requests under its talos_mac %s" % mac,
                                               "%s; a MAC close to it booted: %s" % (seen, others),
                                               "if that machine is %s, its talos_mac is mistyped: set it to the MAC the machine sends"

@@ -68,7 +68,7 @@ class Segment:
     def close(self):
         self.stop_servers()
         for namespace in (self.boot, self.router, self.rogue):
-            subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
 
     def stop_servers(self):
         for pid_file in self.servers:
@@ -108,9 +108,9 @@ class Segment:
         self.other_dnsmasq(self.router, ROUTER_IP, "dhcp-range=10.0.50.100,10.0.50.150,255.255.255.0,1h\n"
                            + "".join("dhcp-host=%s,%s,%s\n" % (n["mac"], n["ip"], n["name"]) for n in NODES) + boot_lines)
 
-    def diagnose(self, workdir, probe=None, logs=None, nodes=NODES, before=()):
+    def diagnose(self, workdir, probe=None, logs=None, nodes=None, before=()):
         """dhcp_probe (and boot_logs) on the boot server, then diagnose_report's text."""
-        arguments = {"interface": INTERFACE, "nodes": nodes, "ipxe_targets": [IPXE_URL], "next_server": SERVER_IP, **(probe or {})}
+        arguments = {"interface": INTERFACE, "nodes": nodes or NODES, "ipxe_targets": [IPXE_URL], "next_server": SERVER_IP, **(probe or {})}
         tasks = list(before)
         if logs is not None:  # before the probe, whose own DISCOVERs are no machine's doing
             tasks.append({"name": "logs", "netboot.talos.boot_logs": dict(logs, nodes=NODES), "delegate_to": "bootserver", "register": "logs"})
@@ -229,13 +229,13 @@ def test_a_machine_booting_with_a_mac_one_digit_off_shows_up_next_to_its_node(cl
     syslog, matchbox_log = tmp_path / "syslog", tmp_path / "matchbox.log"
     matchbox_log.write_text('time="2026-12-01T10:00:02Z" level=info msg="HTTP GET /ipxe?mac=52-54-00-32-22-23&arch=x86_64"\n')
     # The machines boot (their DISCOVERs reach the real dnsmasq, which logs them), then fetch over TFTP.
+    rrq = ("Dec  1 10:00:01 vm daemon.notice in.tftpd[4242]: RRQ from {{ booted.offers | selectattr('mac', 'eq', '%s') "
+           "| map(attribute='address') | select | first }} filename ipxe.efi\n" % typo)
     boot = [{"name": "machines boot", "netboot.talos.dhcp_probe": {"interface": INTERFACE, "nodes": machines, "ipxe_targets": [IPXE_URL]},
              "delegate_to": "bootserver", "register": "booted"},
-            {"name": "tftpd logs", "ansible.builtin.copy": {"dest": str(syslog), "mode": "0644", "content":
-             "Dec  1 10:00:01 vm daemon.notice in.tftpd[4242]: RRQ from {{ booted.offers | selectattr('mac', 'eq', '%s') "
-             "| map(attribute='address') | select | first }} filename ipxe.efi\n" % typo}}]
-    run, report = clean.diagnose(tmp_path / "run", before=boot, logs={"dnsmasq_log": str(log), "syslog": str(syslog),
-                                                                        "matchbox_log": str(matchbox_log)})
+            {"name": "tftpd logs", "ansible.builtin.copy": {"dest": str(syslog), "mode": "0644", "content": rrq}}]
+    sources = {"dnsmasq_log": str(log), "syslog": str(syslog), "matchbox_log": str(matchbox_log)}
+    run, report = clean.diagnose(tmp_path / "run", before=boot, logs=sources)
     (w1,) = [entry for entry in report["nodes"]["w1"] if entry["link"] == "logs"]
     assert w1["status"] == "warning", w1
     assert "a MAC close to it booted: 52:54:00:32:22:23 (1 hex digit off): DHCP " in w1["seen"]
