@@ -41,8 +41,8 @@ IPXE_OPTION_175 = b"\xb1\x05\x01\x10\xec\x80\x00"
 BOOTP_SERVER_PORT, BOOTP_CLIENT_PORT = 67, 68
 RESEND = 1.0
 NO_ADDRESS = "0.0.0.0"
-# First-stage binaries: iPXE offered one of these loads itself again and again.
-IPXE_BINARY_ENDINGS = (".kpxe", ".pxe", ".efi", ".kkpxe", ".0")
+# iPXE's own binaries (distribution names): iPXE offered one of these loads itself again and again.
+IPXE_BINARIES = ("undionly.kpxe", "undionly.kkpxe", "undionly.kkkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi", "snp.efi", "ipxe.lkrn")
 
 
 def discover(mac, arch, ipxe, xid):
@@ -144,13 +144,19 @@ class Expected:
         """Why this offer does not start the chain for this client kind (None when it does)."""
         boot_file = offer["file"]
         if kind.startswith("ipxe"):
-            if boot_file.lower().endswith(IPXE_BINARY_ENDINGS) or boot_file in self.files.values():
+            if self.is_ipxe_binary(boot_file):
                 return "boot file %s: the iPXE loop - iPXE is handed an iPXE binary and loads itself again" % boot_file
             if boot_file not in self.ipxe_targets:
                 return "boot file %s" % boot_file
         elif boot_file != self.files[kind]:
             return "boot file %s" % boot_file
         return None if "://" in boot_file else self.next_server_problem(offer, boot_file)
+
+    def is_ipxe_binary(self, boot_file):
+        """The first-stage files (also with dnsmasq's PXE layer suffix .0), or any of iPXE's binaries."""
+        name = boot_file.rsplit("/", 1)[-1]
+        name = name[:-2] if name.endswith(".0") else name
+        return name in self.files.values() or name.lower() in IPXE_BINARIES or name.lower().startswith("ipxe-")
 
     def next_server_problem(self, offer, boot_file=""):
         """A proxyDHCP answer without a file may leave next-server out; one naming it must name ours."""

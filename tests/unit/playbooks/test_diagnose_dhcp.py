@@ -187,6 +187,8 @@ def test_a_second_dhcp_server_on_the_segment_is_reported(clean, tmp_path):
     verdicts = dhcp_of(report, "cp1")
     assert any(entry["status"] == "broken" and "10.0.50.253 offers boot file pxelinux.0" in entry["seen"] for entry in verdicts), verdicts
     assert any(entry["status"] == "warning" and "is offered 10.0.50.11, 10.0.50.2" in entry["seen"] for entry in verdicts), verdicts
+    # pxelinux.0 is not iPXE: offered to iPXE it is a wrong file, not the iPXE loop.
+    assert not any("iPXE loop" in entry["seen"] for entry in verdicts), verdicts
 
 
 def test_a_wrong_uefi_boot_file_is_broken_naming_the_client_kind(clean, tmp_path):
