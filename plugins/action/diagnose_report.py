@@ -21,7 +21,7 @@ display = Display()
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("nodes", "boot_chain", "talos", "kubernetes", "delivery", "withdraw", "report_file"))
+    _VALID_ARGS = frozenset(("nodes", "boot_chain", "dhcp", "logs", "talos", "kubernetes", "delivery", "withdraw", "report_file"))
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
@@ -33,6 +33,7 @@ class ActionModule(ActionBase):
         nodes, boot_chain = args["nodes"], args["boot_chain"]
         probes = (args.get("talos") or {}).get("nodes") or {}
         rows, kube_error = kubernetes_rows(args.get("kubernetes"))
+        extra_links, extra_findings = boot_server_results(args, nodes)
         verdicts = {}
         for node in nodes:
             api = cluster.talos_api(node, probes.get(node["ip"]), args.get("delivery", "http"))
@@ -40,8 +41,9 @@ class ActionModule(ActionBase):
             for entry in boot_chain.get("nodes", {}).get(node["name"], []):
                 links.append(cluster.settle_config(node, entry, api, bool(args.get("withdraw"))) if entry["link"] == "config" else entry)
             expected_kubernetes = (node.get("config") or {}).get("kubernetes_version")
+            links += extra_links[node["name"]]
             verdicts[node["name"]] = v.ordered(links + [api, cluster.kubernetes(node, rows, kube_error, expected_kubernetes)])
-        findings = boot_chain.get("findings", [])
+        findings = boot_chain.get("findings", []) + extra_findings
         display.display(v.report_text(nodes, verdicts, findings))
         report = {"nodes": verdicts, "findings": findings,
                   "broken": sorted(name for name, links in verdicts.items() if v.is_broken(links))}
@@ -52,6 +54,22 @@ class ActionModule(ActionBase):
             where = ["%s: %s" % (name, v.LINK_TITLES[v.first_broken(verdicts[name])["link"]]) for name in report["broken"]]
             result.update(failed=True, msg="broken links: %s" % ("; ".join(where) or "the boot server"))
         return result
+
+
+def boot_server_results(args, nodes):
+    """The DHCP and log verdicts per node, and their findings. A check that was not asked adds
+    nothing; one that could not run adds a finding saying why."""
+    per_node, findings = {node["name"]: [] for node in nodes}, []
+    for link in ("dhcp", "logs"):
+        result = args.get(link) or {}
+        if result.get("failed"):
+            findings.append(v.warning(link, "the %s check runs on the boot server" % v.LINK_TITLES[link],
+                                      "%s not checked: %s" % (v.LINK_TITLES[link], result.get("msg", "")), "install what it names"))
+            continue
+        for name in per_node:
+            per_node[name] += (result.get("nodes") or {}).get(name, [])
+        findings += result.get("findings") or []
+    return per_node, findings
 
 
 def kubernetes_rows(kubernetes_result):

@@ -31,6 +31,12 @@ options:
     description: The registered result of M(netboot.talos.boot_chain_check).
     type: dict
     required: true
+  dhcp:
+    description: The registered result of M(netboot.talos.dhcp_probe), or a skipped or failed one.
+    type: dict
+  logs:
+    description: The registered result of M(netboot.talos.boot_logs), or a skipped or failed one.
+    type: dict
   talos:
     description: The registered result of M(netboot.talos.talos_info) for the nodes' IPs.
     type: dict

@@ -9,7 +9,7 @@ controller (Talos API, Kubernetes), and travel between them as plain dicts.
 from __future__ import annotations
 
 # The links in the order a machine walks them.
-LINKS = ("dhcp", "tftp", "matchbox", "assets", "config", "talos_api", "kubernetes")
+LINKS = ("dhcp", "tftp", "matchbox", "assets", "config", "talos_api", "kubernetes", "logs")
 LINK_TITLES = {
     "dhcp": "DHCP",
     "tftp": "TFTP",
@@ -18,6 +18,7 @@ LINK_TITLES = {
     "config": "config URL",
     "talos_api": "Talos API",
     "kubernetes": "Kubernetes",
+    "logs": "last seen",
 }
 OK, WARN, BROKEN, SKIPPED = "ok", "warning", "broken", "skipped"
 # A config URL answering 404, until the controller knows whether that is on purpose (cluster.settle_config).

@@ -280,3 +280,17 @@ def test_unknown_node_names_are_refused(healthy):
     assert "nodes: not in the inventory's group talos: kube99" in run.stdout
     run, report = healthy.diagnose("-e", "nodes=w1")
     assert run.rc == 0 and sorted(report["nodes"]) == ["w1"]
+
+
+def test_diagnose_probes_dhcp_on_the_named_interface_and_reads_the_boot_server_logs(healthy):
+    # No DHCP server listens on loopback: every node's DHCP link is broken, and named first.
+    syslog = healthy.root / "syslog"
+    syslog.write_text("Dec  1 10:00:01 vm daemon.notice in.tftpd[4242]: RRQ from 127.0.7.12 filename ipxe.efi\n")
+    run, report = healthy.diagnose("-e", "diagnose_interface=lo", "-e", "diagnose_dhcp_timeout=1", "-e", "diagnose_syslog=%s" % syslog)
+    assert run.rc != 0
+    dhcp = links(report, "w1")["dhcp"]
+    assert dhcp["status"] == "broken" and "no DHCP server answered a DISCOVER for 52:54:00:07:00:12 on lo" in dhcp["seen"], dhcp
+    assert links(report, "w1")["logs"] == {"link": "logs", "status": "ok", "expected": "", "action": "",
+                                           "seen": "TFTP ipxe.efi Dec  1 10:00:01"}
+    assert links(report, "cp1")["logs"]["seen"] == "nothing in %s" % syslog
+    assert "w1 (127.0.7.12, 52:54:00:07:00:12): first broken link: DHCP" in run.stdout
