@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 
 from ansible_collections.netboot.talos.plugins.module_utils import matchbox
+from ansible_collections.netboot.talos.plugins.module_utils.diagnose import logs
 from ansible_collections.netboot.talos.plugins.module_utils.diagnose import verdicts as v
 from ansible_collections.netboot.talos.plugins.module_utils.talos import boot_assets
 
@@ -171,7 +172,7 @@ class BootServer:
                     other = matchbox.normalize_mac(value)
                 except ValueError:
                     continue
-                distance = sum(a != b for a, b in zip(other.replace(":", ""), mac.replace(":", "")))
+                distance = logs.mac_distance(other, mac)
                 if key != "mac" and key.lower() == "mac" and distance == 0:
                     near.append("groups/%s selects it under the key %r: matchbox's keys are case-sensitive" % (name, key))
                 elif 0 < distance <= 2:
