@@ -16,7 +16,7 @@ description:
     against the rendered one.
   - Every secret is redacted from the diff (C(<redacted>)). Nodes that do not answer or wait in
     maintenance mode are listed as such and not touched.
-  - Only reads. O(text) is the plan as a table for M(netboot.talos.print_text); with C(--diff) the
+  - Only reads. RV(text) is the plan as a table for M(netboot.talos.print_text); with C(--diff) the
     per-node diffs are shown.
 extends_documentation_fragment:
   - netboot.talos.attributes

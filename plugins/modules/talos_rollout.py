@@ -20,7 +20,7 @@ description:
     must be Ready again.
   - The first failing node stops the rollout; the task fails naming the node, its address and the
     stage, the nodes of later steps are not touched, and the next run continues with what is left.
-  - Nodes that are down or in maintenance mode are skipped (see O(plan)).
+  - Nodes that are down or in maintenance mode are skipped (see RV(plan)).
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
@@ -82,7 +82,7 @@ plan:
   type: list
   elements: dict
 changing:
-  description: Names of the nodes the plan changes (the table of the plan is M(netboot.talos.talos_plan)'s O(text)).
+  description: Names of the nodes the plan changes (the table of the plan is RV(netboot.talos.talos_plan#module:text)).
   returned: always
   type: list
   elements: str
