@@ -79,8 +79,10 @@ class Rollout:
     """Rolls the planned changes out to the nodes of one cluster (see the module docstring)."""
 
     def __init__(self, connector, nodes, configs, bundle=None, kubeconfig=None, reboot_timeout=600, etcd_timeout=300,
-                 ready_timeout=600, interval=1.0):
+                 ready_timeout=600, interval=1.0, on_stage=None):
         self.connector, self.nodes, self.configs, self.bundle = connector, nodes, configs, bundle
+        # on_stage(entry, stage, outcome, seconds): outcome is "started", "done" or "failed: <why>".
+        self.on_stage = on_stage or (lambda entry, stage, outcome, seconds: None)
         self.kubeconfig = kubeconfig
         self.reboot_timeout, self.etcd_timeout, self.ready_timeout = reboot_timeout, etcd_timeout, ready_timeout
         self.interval = interval
@@ -159,26 +161,37 @@ class Rollout:
 
     # ---------------------------------------------------------------- one node, all steps
 
+    def stages(self, entry):
+        """The (stage name, operation) pairs one node goes through, in order; subclasses (other
+        rolling operations) give their own."""
+        controlplane = entry["role"] == "controlplane"
+        rebooting = entry["action"] == "reboot"
+        stages = [("etcd healthy before", self.wait_etcd) if controlplane else None,
+                  ("apply", lambda: client.apply_configuration(self.connector.secure(entry["ip"]), self.configs[entry["name"]],
+                                                               entry["action"])),
+                  ("reboot: going down", lambda: self.wait_stage(entry, client.DOWN)) if rebooting else None,
+                  ("reboot: coming back", lambda: self.wait_stage(entry, client.UP)) if rebooting else None,
+                  ("runs the new config", lambda: self.runs_config(entry)) if entry["action"] != "staged" else None,
+                  ("etcd healthy after", self.wait_etcd) if controlplane else None,
+                  ("kubernetes ready", lambda: self.wait_ready(entry)) if self.kubeconfig else None]
+        return [stage for stage in stages if stage]
+
     async def converge(self, entry):
         """Take one node through its stages; returns its record or raises StageError."""
         record = {"name": entry["name"], "ip": entry["ip"], "action": entry["action"], "stages": []}
         start = time.monotonic()
-        controlplane = entry["role"] == "controlplane"
-        stages = [("etcd healthy before", self.wait_etcd) if controlplane else None,
-                  ("apply", lambda: client.apply_configuration(self.connector.secure(entry["ip"]), self.configs[entry["name"]],
-                                                               entry["action"])),
-                  ("reboot: going down", lambda: self.wait_stage(entry, client.DOWN)) if entry["action"] == "reboot" else None,
-                  ("reboot: coming back", lambda: self.wait_stage(entry, client.UP)) if entry["action"] == "reboot" else None,
-                  ("runs the new config", lambda: self.runs_config(entry)) if entry["action"] != "staged" else None,
-                  ("etcd healthy after", self.wait_etcd) if controlplane else None,
-                  ("kubernetes ready", lambda: self.wait_ready(entry)) if self.kubeconfig else None]
-        for name, operation in filter(None, stages):
+        for name, operation in self.stages(entry):
             begun = time.monotonic()
+            self.on_stage(entry, name, "started", 0.0)
             try:
                 await operation()
             except (client.TalosApiError, TimeoutError, RuntimeError) as exc:
-                raise StageError(entry, name, planning.redact(str(exc), self.bundle))
-            record["stages"].append({"stage": name, "seconds": round(time.monotonic() - begun, 2)})
+                error = StageError(entry, name, planning.redact(str(exc), self.bundle))
+                self.on_stage(entry, name, "failed: %s" % error.message, time.monotonic() - begun)
+                raise error
+            seconds = time.monotonic() - begun
+            self.on_stage(entry, name, "done", seconds)
+            record["stages"].append({"stage": name, "seconds": round(seconds, 2)})
         record["seconds"] = round(time.monotonic() - start, 2)
         return record
 
