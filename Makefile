@@ -45,7 +45,7 @@ lint: venv
 	$(BIN)/ansible-lint -q
 
 unit: venv
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n 2 --dist loadfile tests/unit
 
 # The built tarball installed into an empty collections path, run by name from outside the checkout.
 install-test: venv
