@@ -23,7 +23,7 @@ help:
 	@echo "make lab-reprovision NODES=lab-worker1  reset lab nodes and bring them back through PXE"
 	@echo "make lab-down  remove everything the lab made"
 	@echo "make test      lint, unit tests, molecule scenarios and the PXE end-to-end test"
-	@echo "make bench     time the configs play for 3, 100 and 1000 nodes"
+	@echo "make bench     time the configs play (3, 100, 1000 nodes) and diagnose (2 and 100 nodes, some down)"
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -80,8 +80,9 @@ lab-reprovision: venv
 lab-down: venv
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_down.yml
 
-bench: venv
+bench: deps venv
 	$(BIN)/python tests/bench/configs_play.py
+	$(BIN)/python tests/bench/diagnose_nodes.py
 
 clean:
 	rm -rf $(VENV) build tests/output

@@ -5,6 +5,7 @@ node doubles. Each test starts from the healthy site, breaks one link, and reads
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -59,12 +60,13 @@ def restore(copy, target):
 class Site:
     """The controller's cluster dir and inventory, and a boot server on 127.0.0.1."""
 
-    def __init__(self, root):
+    def __init__(self, root, nodes=NODES):
         self.root = root
+        self.nodes = nodes
         self.data = root / "matchbox"
         self.tftp_root = root / "tftp"
         self.mport, self.tport = free_port(), free_port(socket.SOCK_DGRAM)
-        self.cluster = doubles.Cluster(root, NODES, name="demo")
+        self.cluster = doubles.Cluster(root, nodes, name="demo")
         self.matchbox = self.tftpd = None
         self.inventory = root / "inventory"
         self.write_inventory()
@@ -74,17 +76,21 @@ class Site:
         return "http://127.0.0.1:%d" % self.mport
 
     def write_inventory(self, withdraw=False):
-        hosts = {node["name"]: {"talos_mac": node["mac"], "talos_ip": node["ip"]} for node in NODES}
+        hosts = {node["name"]: {"talos_mac": node["mac"], "talos_ip": node["ip"]} for node in self.nodes}
+        controlplanes = {name: hosts[name] for name, node in zip(hosts, self.nodes) if node["role"] == "controlplane"}
+        workers = {name: hosts[name] for name in hosts if name not in controlplanes}
+        endpoint = next(iter(controlplanes.values()))["talos_ip"]
+        network = str(ipaddress.ip_network(endpoint + "/24", strict=False))
         inventory = {"all": {
-            "vars": {"talos_cluster_name": "demo", "talos_cluster_endpoint": "https://127.0.7.11:6443", "talos_version": "v1.11.5",
-                     "talos_network": "127.0.7.0/24", "talos_install_disk": "/dev/vda", "talos_matchbox_url": self.matchbox_url,
+            "vars": {"talos_cluster_name": "demo", "talos_cluster_endpoint": "https://%s:6443" % endpoint, "talos_version": "v1.11.5",
+                     "talos_network": network, "talos_install_disk": "/dev/vda", "talos_matchbox_url": self.matchbox_url,
                      "talos_clusters_dir": str(self.root / "clusters"), "talos_config_withdraw": withdraw},
             "hosts": {"localhost": {"ansible_connection": "local"}},
             "children": {
                 "boot_server": {"hosts": {"bootserver": {
                     "ansible_connection": "local", "matchbox_data_dir": str(self.data), "tftp_root": str(self.tftp_root),
                     "tftp_address": "127.0.0.1:%d" % self.tport}}},
-                "talos": {"children": {"controlplane": {"hosts": {"cp1": hosts["cp1"]}}, "workers": {"hosts": {"w1": hosts["w1"]}}}},
+                "talos": {"children": {"controlplane": {"hosts": controlplanes}, "workers": {"hosts": workers}}},
             }}}
         self.inventory.mkdir(exist_ok=True)
         (self.inventory / "hosts.yml").write_text(yaml.safe_dump(inventory))
