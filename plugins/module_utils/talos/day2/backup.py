@@ -129,8 +129,8 @@ async def backup(connector, controlplanes, directory, keep, check=False, timeout
 
 # ---------------------------------------------------------------- restore
 
-REFUSAL_HINT = ("restore.yml recovers only control planes that were reset (talosctl reset --system-labels-to-wipe "
-                "EPHEMERAL) or reprovisioned through PXE; it never overwrites a running etcd")
+REFUSAL_HINT = ("restore.yml recovers only control planes that were reset (talosctl reset --graceful=false --reboot "
+                "--system-labels-to-wipe EPHEMERAL) or reprovisioned through PXE; it never overwrites a running etcd")
 
 
 async def controlplane_state(connector, node):
