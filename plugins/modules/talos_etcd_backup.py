@@ -107,8 +107,7 @@ from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import ba
 def main():
     module = AnsibleModule(
         argument_spec=api.argument_spec(
-            nodes=dict(type="list", elements="dict", required=True,
-                       options=dict(name=dict(type="str", required=True), ip=dict(type="str", required=True))),
+            nodes=backup.CONTROLPLANES,
             dest=dict(type="path", required=True),
             keep=dict(type="int", default=10),
             timeout=dict(type="float", default=300),

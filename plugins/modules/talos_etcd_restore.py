@@ -150,8 +150,7 @@ def preflight(module, connector):
 def main():
     module = AnsibleModule(
         argument_spec=api.argument_spec(
-            nodes=dict(type="list", elements="dict", required=True,
-                       options=dict(name=dict(type="str", required=True), ip=dict(type="str", required=True))),
+            nodes=backup.CONTROLPLANES,
             snapshot=dict(type="path", required=True),
             skip_hash_check=dict(type="bool", default=False),
             configs_dir=dict(type="path", required=True),

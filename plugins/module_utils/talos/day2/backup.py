@@ -24,6 +24,9 @@ import time
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import rollout
 
+# The nodes option of talos_etcd_backup and talos_etcd_restore: the cluster's control planes.
+CONTROLPLANES = dict(type="list", elements="dict", required=True,
+                     options=dict(name=dict(type="str", required=True), ip=dict(type="str", required=True)))
 NAME = re.compile(r"^etcd-\d{8}T\d{6}Z\.db$")
 BOLT_MAGIC = 0xED0CDAED  # bbolt's meta page: a 16-byte page header, then this magic (little endian)
 
