@@ -244,7 +244,7 @@ def test_converge_saves_a_snapshot_before_a_control_plane_changes(cluster):
     for name, extra, changing in cases:  # a worker's change, and the setting off: no snapshot (check mode shows it)
         cluster.host_vars[name]["talos_sysctls"] = {"net.ipv4.ip_forward": "1"}
         cluster.write_inventory()
-        check = cluster.play("configs", "converge", extra_vars=extra, check=True)
+        check = cluster.play("converge", extra_vars=extra, check=True)
         assert check.rc == 0, check.stdout
         assert check.task("Roll the changes out")["result"]["changing"] == changing
         assert "would save" not in check.stdout
