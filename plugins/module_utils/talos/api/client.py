@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import hashlib
 import io
@@ -277,14 +278,18 @@ class Target:
         self.via = "%s:%d" % (self.host, self.port) if self.proxied else None
 
 
-async def call(target, method, request=None, timeout=30.0):
-    """One RPC; returns the reply messages (a list). Raises a TalosApiError subclass."""
+@contextlib.asynccontextmanager
+async def _open(target, method, timeout):
+    """A started request stream for method (pin checked); maps every failure to a TalosApiError."""
     request_type, reply_type, streaming = m.METHODS[method]
     metadata = [("nodes", target.node)] if target.proxied else None
     node = target.node
     channel = Channel(target.host, target.port, ssl=target.context, codec=DictCodec())
-    try:
+    if method in m.CLIENT_STREAMING:
+        cardinality = Cardinality.STREAM_UNARY
+    else:
         cardinality = Cardinality.UNARY_STREAM if streaming else Cardinality.UNARY_UNARY
+    try:
         async with channel.request(method, cardinality, request_type, reply_type, timeout=timeout, metadata=metadata) as stream:
             await asyncio.wait_for(stream.send_request(), CONNECT_TIMEOUT)
             if target.pin:
@@ -292,8 +297,7 @@ async def call(target, method, request=None, timeout=30.0):
                 seen = spki_fingerprint(ssl_object.getpeercert(binary_form=True))
                 if seen != target.pin:
                     raise TlsError(node, "certificate fingerprint %s does not match the pinned %s" % (seen, target.pin))
-            await stream.send_message(request or {}, end=True)
-            replies = [reply async for reply in stream]
+            yield stream
     except GRPCError as exc:
         raise error_for(node, exc.status.value, exc.message or "")
     except ssl.SSLError as exc:
@@ -310,11 +314,18 @@ async def call(target, method, request=None, timeout=30.0):
         raise Unavailable(node, "cannot connect to %s:%d: %s" % (target.host, target.port, exc.strerror or exc))
     finally:
         channel.close()
-    if streaming:
+
+
+async def call(target, method, request=None, timeout=30.0):
+    """One RPC; returns the reply messages (a list). Raises a TalosApiError subclass."""
+    async with _open(target, method, timeout) as stream:
+        await stream.send_message(request or {}, end=True)
+        replies = [reply async for reply in stream]
+    if m.METHODS[method][2]:
         return replies
     messages = replies[0]["messages"] if replies else []
     for message in messages:
-        raise_metadata_error(message, node, target.via)
+        raise_metadata_error(message, target.node, target.via)
     return messages
 
 
@@ -333,8 +344,9 @@ async def version(target, timeout=10.0):
             "platform": platform.get("name", ""), "mode": platform.get("mode", "")}
 
 
-async def bootstrap(target, timeout=30.0):
-    await call(target, m.MACHINE + "Bootstrap", {}, timeout=timeout)
+async def bootstrap(target, timeout=30.0, recover_etcd=False, recover_skip_hash_check=False):
+    request = {"recover_etcd": recover_etcd, "recover_skip_hash_check": recover_skip_hash_check}
+    await call(target, m.MACHINE + "Bootstrap", request, timeout=timeout)
 
 
 async def etcd_member_names(target):
@@ -400,8 +412,8 @@ async def reset(target, graceful=True, reboot=True, wipe=("STATE", "EPHEMERAL"),
 
 async def service_list(target, timeout=10.0):
     messages = await call(target, m.MACHINE + "ServiceList", timeout=timeout)
-    return [{"id": s["id"], "state": s["state"], "healthy": bool((s.get("health") or {}).get("healthy"))}
-            for message in messages for s in message["services"]]
+    return [{"id": s["id"], "state": s["state"], "healthy": bool((s.get("health") or {}).get("healthy")),
+             "message": (s.get("health") or {}).get("last_message") or ""} for message in messages for s in message["services"]]
 
 
 async def etcd_members(target, timeout=10.0):
@@ -422,6 +434,60 @@ async def disks(target, timeout=10.0):
     messages = await call(target, "/storage.StorageService/Disks", timeout=timeout)
     return [{"device_name": d["device_name"], "size": d["size"], "model": d["model"], "system_disk": d["system_disk"]}
             for message in messages for d in message["disks"]]
+
+
+# ---------------------------------------------------------------- backup: etcd snapshot and recovery
+
+RECOVER_CHUNK = 4096  # what talosctl sends per message
+
+
+async def etcd_snapshot(target, path, verify=None, timeout=300.0):
+    """Stream the node's etcd snapshot into path, atomically: a 0600 temporary file beside it,
+    fsynced, renamed only when the stream ended well, is not empty and verify(temp path) (may raise
+    ValueError) accepts it; anything else leaves no file. Returns the size in bytes."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=directory)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as handle:
+            async with _open(target, m.MACHINE + "EtcdSnapshot", timeout) as stream:
+                await stream.send_message({}, end=True)
+                async for data in stream:
+                    raise_metadata_error(data, target.node, target.via)
+                    handle.write(data["bytes"])
+                    size += len(data["bytes"])
+            handle.flush()
+            os.fsync(handle.fileno())
+        if not size:
+            raise TalosApiError(target.node, "the etcd snapshot stream was empty: nothing saved")
+        if verify is not None:
+            try:
+                verify(temporary)
+            except ValueError as exc:
+                raise TalosApiError(target.node, "the etcd snapshot is not usable, not saved: %s" % exc)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+        temporary = None
+        return size
+    finally:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+async def etcd_recover(target, path, timeout=300.0):
+    """Upload the snapshot file at path (EtcdRecover, a client stream of common.Data chunks)."""
+    async with _open(target, m.MACHINE + "EtcdRecover", timeout) as stream:
+        with open(path, "rb") as handle:
+            chunk = handle.read(RECOVER_CHUNK)
+            if not chunk:
+                await stream.end()
+            while chunk:
+                following = handle.read(RECOVER_CHUNK)
+                await stream.send_message({"bytes": chunk}, end=not following)
+                chunk = following
+        reply = await stream.recv_message()
+    for message in (reply or {}).get("messages") or []:
+        raise_metadata_error(message, target.node, target.via)
 
 
 # ---------------------------------------------------------------- stages

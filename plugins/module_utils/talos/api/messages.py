@@ -232,6 +232,19 @@ class Disks(Message):
 
 DisksResponse = _response(Disks)
 
+
+# ---------------------------------------------------------------- backup: etcd snapshot and recovery
+
+class EtcdSnapshotRequest(Message):
+    FIELDS = {}
+
+
+class EtcdRecover(Message):
+    FIELDS = {1: ("metadata", Metadata, False)}
+
+
+EtcdRecoverResponse = _response(EtcdRecover)
+
 MACHINE = "/machine.MachineService/"
 # Full method name -> (request schema, reply schema, server streaming).
 METHODS = {
@@ -245,3 +258,8 @@ METHODS = {
     MACHINE + "EtcdStatus": (Empty, EtcdStatusResponse, False),
     "/storage.StorageService/Disks": (Empty, DisksResponse, False),
 }
+
+# backup: EtcdSnapshot streams common.Data; EtcdRecover is client streaming (the request is a stream of common.Data).
+METHODS[MACHINE + "EtcdSnapshot"] = (EtcdSnapshotRequest, Data, True)
+METHODS[MACHINE + "EtcdRecover"] = (Data, EtcdRecoverResponse, False)
+CLIENT_STREAMING = {MACHINE + "EtcdRecover"}
