@@ -424,6 +424,20 @@ async def disks(target, timeout=10.0):
             for message in messages for d in message["disks"]]
 
 
+# ---------------------------------------------------------------- node removal
+
+NOT_FOUND = 5
+
+async def etcd_leave_cluster(target, timeout=60.0):
+    """The node's own etcd member leaves the cluster (etcd stops, its data is removed)."""
+    await call(target, m.MACHINE + "EtcdLeaveCluster", {}, timeout=timeout)
+
+
+async def etcd_remove_member(target, member_id, timeout=30.0):
+    """Remove another (dead) node's etcd member through a healthy control plane."""
+    await call(target, m.MACHINE + "EtcdRemoveMemberByID", {"member_id": member_id}, timeout=timeout)
+
+
 # ---------------------------------------------------------------- stages
 
 DOWN, MAINTENANCE, UP, ERROR = "down", "maintenance", "up", "error"
