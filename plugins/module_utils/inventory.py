@@ -96,6 +96,8 @@ NODE_VARIABLES = {
 REQUIRED = ("talos_cluster_name", "talos_cluster_endpoint", "talos_version", "talos_mac", "talos_ip")
 # Read from the inventory by the playbooks and by the talos_inventory action itself.
 PLAYBOOK_VARIABLES = ("talos_clusters_dir", "talos_matchbox_url", "talos_cluster_apply_mode", "talos_cluster_rolling_batch")
+# node removal (playbooks/remove.yml, converge's absent members)
+PLAYBOOK_VARIABLES += ("talos_cluster_remove_absent", "talos_cluster_remove_reboot", "talos_cluster_drain_timeout")
 PATCH_VARIABLES = {
     "controlplane": ("talos_cluster_patches", "talos_controlplane_patches", "talos_patches"),
     "worker": ("talos_cluster_patches", "talos_worker_patches", "talos_patches"),

@@ -183,3 +183,23 @@ class Removal(Rollout):
                   ("delete kubernetes node", lambda: self._kube(lambda kube, path: kube.delete(path), draining.node_path(name)))
                   if kubernetes else None]
         return [stage for stage in stages if stage]
+
+
+async def prepare(connector, nodes, names, kube=None, remove_absent=False):
+    """{found, absent, plans, problems}: what removing names (and, with remove_absent, the absent
+    members) means now; problems are absent members not to be removed, or refusals."""
+    found = await membership.members(connector, nodes, kube)
+    missing = membership.absent(found, nodes)
+    result = {"found": found, "absent": missing, "plans": [], "problems": []}
+    if missing and not remove_absent:
+        return dict(result, problems=membership.problems(missing))
+    plans = await plan(connector, nodes, names, found, missing)
+    changing = [entry for entry in plans if entry["changed"]]
+    health = await etcd_health(connector, found) if changing else {}
+    return dict(result, plans=plans, problems=refusals(changing, found, health))
+
+
+def endpoints(nodes, plans):
+    """The control planes' addresses once the planned nodes are gone (the talosconfig's endpoints)."""
+    gone = {entry["name"] for entry in plans}
+    return [node["ip"] for node in nodes if node["role"] == "controlplane" and node["name"] not in gone]
