@@ -24,6 +24,8 @@ description:
   - The first failing stage stops the removal, naming the node, its address and the stage; nodes
     after it are not touched. A re-run continues - a node that is no etcd member, no Kubernetes node
     and does not answer with the cluster's credentials is out of the cluster already.
+  - With O(remove) empty, a cluster whose members cannot be read (no control plane answers yet) is
+    not checked - a warning says so.
   - The boot server's entries of a removed node (matchbox group, served config, DHCP reservation)
     and the talosconfig's endpoints are the role's tasks (netboot.talos.talos_rollout, tasks/remove.yml).
 extends_documentation_fragment:
@@ -139,7 +141,7 @@ controlplanes:
   type: list
   elements: str
 endpoints:
-  description: Addresses of the control planes of O(nodes) that stay - the talosconfig's endpoints after the removal.
+  description: Addresses of the control planes of O(nodes) that stay etcd members - the talosconfig's endpoints after the removal.
   returned: unless absent members are refused
   type: list
   elements: str
@@ -213,7 +215,11 @@ def remove(module, client, api, removal, connector, kube):
     except client.TalosApiError as exc:
         api.fail(module, exc)
     except removal.membership.MembershipError as exc:
-        module.fail_json(msg="%s: %s" % (params["cluster"], exc))
+        if params["remove"]:
+            module.fail_json(msg="%s: %s" % (params["cluster"], exc))
+        # Nothing to remove by name: a cluster that is not up (yet) has no members to compare.
+        module.warn("%s: members not checked: %s" % (params["cluster"], exc))
+        module.exit_json(changed=False, absent=[], plan=[], removing=[], controlplanes=[], endpoints=[], text=["members not checked"])
     absent = prepared["absent"]
     if absent and params["absent"] == "refuse":
         module.fail_json(msg="cluster %s has members the inventory lacks; nothing changed:\n%s"
@@ -222,7 +228,7 @@ def remove(module, client, api, removal, connector, kube):
     changing = [entry for entry in plans if entry["changed"]]
     result = dict(absent=absent, plan=plans, removing=[e["name"] for e in changing],
                   controlplanes=[e["name"] for e in changing if e["role"] == "controlplane"],
-                  endpoints=removal.endpoints(params["nodes"], changing), text=removal.text(plans, module.check_mode))
+                  endpoints=removal.endpoints(params["nodes"], changing, prepared["found"]), text=removal.text(plans, module.check_mode))
     if prepared["problems"]:
         module.fail_json(msg="nothing removed:\n" + "\n".join(prepared["problems"]), problems=prepared["problems"], **result)
     if module.check_mode or not changing:

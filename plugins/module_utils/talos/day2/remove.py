@@ -199,7 +199,10 @@ async def prepare(connector, nodes, names, kube=None, remove_absent=False):
     return dict(result, plans=plans, problems=refusals(changing, found, health))
 
 
-def endpoints(nodes, plans):
-    """The control planes' addresses once the planned nodes are gone (the talosconfig's endpoints)."""
+def endpoints(nodes, plans, found):
+    """The addresses of the inventory's control planes that stay etcd members once the planned nodes
+    are gone: the talosconfig's endpoints."""
     gone = {entry["name"] for entry in plans}
-    return [node["ip"] for node in nodes if node["role"] == "controlplane" and node["name"] not in gone]
+    members = {name for name, member in found.items() if member["etcd_id"] is not None}
+    return [node["ip"] for node in nodes if node["role"] == "controlplane" and node["name"] not in gone
+            and (member_name(node) in members or not members)]
