@@ -89,7 +89,8 @@ class RemovalLab(Lab):
             {"name": "Members", "ansible.builtin.include_role": {"name": "netboot.talos.talos_rollout", "tasks_from": "remove"},
              "vars": {"talos_rollout_cluster_name": "{{ inv.cluster.name }}", "talos_rollout_cluster_dir": "{{ inv.cluster.dir }}",
                       "talos_rollout_nodes": "{{ inv.nodes }}", "talos_rollout_inventory": "{{ inv }}",
-                      "talos_rollout_remove_absent": "{{ talos_cluster_remove_absent | default(false) }}"}}]}]
+                      "talos_rollout_remove_absent": "{{ talos_cluster_remove_absent | default(false) }}",
+                      "talos_rollout_drain_timeout": "{{ talos_cluster_drain_timeout | default(300) }}"}}]}]
         return self.run_playbook(play, inventory=self.inventory, workdir=self.root, **kwargs)
 
     def remove(self, names, **kwargs):
@@ -134,6 +135,15 @@ def test_a_member_absent_from_the_inventory_stops_unless_remove_absent_then_it_i
     lab.untouched("w2")
     assert lab.groups() == published
 
+    lab.with_pods(PODS + [{"name": "db-0", "namespace": "shop", "node": "w2", "owner": "ReplicaSet", "pdb": "db"}])
+    blocked = lab.member_check(extra_vars={"talos_cluster_remove_absent": True, "talos_cluster_drain_timeout": 1})
+    assert blocked.rc != 0
+    message = blocked.task("Remove the nodes from the cluster")["result"]["msg"]
+    assert message.startswith("removal stopped: w2 (127.0.13.22) failed at stage 'drain': draining w2: eviction still "
+                              "refused after 1.0s: shop/db-0: "), message
+    assert lab.doubles["w2"].state["resets"] == [] and lab.kube_state()["unschedulable"] == {"w2": True}
+
+    lab.with_pods(PODS)  # the budget allows it now
     run = lab.member_check(extra_vars={"talos_cluster_remove_absent": True})
     print(run.stdout)
     assert run.rc == 0, run.stdout
