@@ -98,6 +98,8 @@ REQUIRED = ("talos_cluster_name", "talos_cluster_endpoint", "talos_version", "ta
 PLAYBOOK_VARIABLES = ("talos_clusters_dir", "talos_matchbox_url", "talos_cluster_apply_mode", "talos_cluster_rolling_batch")
 # backup: playbooks/backup.yml and converge.yml (a snapshot before a control plane changes).
 PLAYBOOK_VARIABLES += ("talos_cluster_backup_keep", "talos_cluster_backup_before_changes")
+# node removal (playbooks/remove.yml, converge's absent members)
+PLAYBOOK_VARIABLES += ("talos_cluster_remove_absent", "talos_cluster_remove_reboot", "talos_cluster_drain_timeout")
 PATCH_VARIABLES = {
     "controlplane": ("talos_cluster_patches", "talos_controlplane_patches", "talos_patches"),
     "worker": ("talos_cluster_patches", "talos_worker_patches", "talos_patches"),

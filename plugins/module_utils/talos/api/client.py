@@ -490,6 +490,21 @@ async def etcd_recover(target, path, timeout=300.0):
         raise_metadata_error(message, target.node, target.via)
 
 
+# ---------------------------------------------------------------- node removal
+
+NOT_FOUND = 5
+
+
+async def etcd_leave_cluster(target, timeout=60.0):
+    """The node's own etcd member leaves the cluster (etcd stops, its data is removed)."""
+    await call(target, m.MACHINE + "EtcdLeaveCluster", {}, timeout=timeout)
+
+
+async def etcd_remove_member(target, member_id, timeout=30.0):
+    """Remove another (dead) node's etcd member through a healthy control plane."""
+    await call(target, m.MACHINE + "EtcdRemoveMemberByID", {"member_id": member_id}, timeout=timeout)
+
+
 # ---------------------------------------------------------------- stages
 
 DOWN, MAINTENANCE, UP, ERROR = "down", "maintenance", "up", "error"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import os
 import shutil
 import tempfile
@@ -86,8 +87,17 @@ def keep_existing(existing, fetched, renew_days, now=None):
     return "same cluster, server and CA; client certificate valid until %s" % expires.strftime("%Y-%m-%d")
 
 
+class KubeApiError(RuntimeError):
+    """A request the API server refused; str() has the method, path, status and the Status message."""
+
+    def __init__(self, status, body, what):
+        self.status, self.body = status, body
+        message = body.get("message") if isinstance(body, dict) else None
+        super().__init__("%s: HTTP %s%s" % (what, status, ": %s" % message if message else ""))
+
+
 class KubeClient:
-    """GET requests against the API server named by a kubeconfig."""
+    """Requests against the API server named by a kubeconfig."""
 
     def __init__(self, kubeconfig_content, timeout=5.0):
         config = parse_kubeconfig(kubeconfig_content)
@@ -109,6 +119,33 @@ class KubeClient:
                                     cert=(self._files["crt"], self._files["key"]))
         response.raise_for_status()
         return response.json()
+
+    # ---- write verbs (day 2: cordon, drain, node removal)
+
+    def call(self, method, path, body=None, content_type="application/json"):
+        """(HTTP status, decoded JSON body or {}) of any request; statuses are the caller's to judge."""
+        headers = {"Content-Type": content_type} if body is not None else {}
+        response = self.session.request(method, self.server + path, timeout=self.timeout, verify=self._files["ca"],
+                                        cert=(self._files["crt"], self._files["key"]), headers=headers,
+                                        data=None if body is None else json.dumps(body))
+        try:
+            decoded = response.json()
+        except ValueError:
+            decoded = {}
+        return response.status_code, decoded
+
+    def merge_patch(self, path, body):
+        status, decoded = self.call("PATCH", path, body, "application/merge-patch+json")
+        if status >= 300:
+            raise KubeApiError(status, decoded, "PATCH " + path)
+        return decoded
+
+    def delete(self, path):
+        """Deletes; a 404 counts as done. Returns the status."""
+        status, decoded = self.call("DELETE", path)
+        if status >= 300 and status != 404:
+            raise KubeApiError(status, decoded, "DELETE " + path)
+        return status
 
     def close(self):
         self.session.close()

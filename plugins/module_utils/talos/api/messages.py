@@ -244,6 +244,29 @@ class EtcdRecover(Message):
 
 
 EtcdRecoverResponse = _response(EtcdRecover)
+# ---------------------------------------------------------------- node removal (etcd leave, remove member)
+
+class EtcdLeaveClusterRequest(Message):
+    FIELDS = {}
+
+
+class EtcdLeaveCluster(Message):
+    FIELDS = {1: ("metadata", Metadata, False)}
+
+
+EtcdLeaveClusterResponse = _response(EtcdLeaveCluster)
+
+
+class EtcdRemoveMemberByIDRequest(Message):
+    FIELDS = {1: ("member_id", "uint64", False)}
+
+
+class EtcdRemoveMemberByID(Message):
+    FIELDS = {1: ("metadata", Metadata, False)}
+
+
+EtcdRemoveMemberByIDResponse = _response(EtcdRemoveMemberByID)
+
 
 MACHINE = "/machine.MachineService/"
 # Full method name -> (request schema, reply schema, server streaming).
@@ -257,6 +280,9 @@ METHODS = {
     MACHINE + "EtcdMemberList": (EtcdMemberListRequest, EtcdMemberListResponse, False),
     MACHINE + "EtcdStatus": (Empty, EtcdStatusResponse, False),
     "/storage.StorageService/Disks": (Empty, DisksResponse, False),
+    # node removal
+    MACHINE + "EtcdLeaveCluster": (EtcdLeaveClusterRequest, EtcdLeaveClusterResponse, False),
+    MACHINE + "EtcdRemoveMemberByID": (EtcdRemoveMemberByIDRequest, EtcdRemoveMemberByIDResponse, False),
 }
 
 # backup: EtcdSnapshot streams common.Data; EtcdRecover is client streaming (the request is a stream of common.Data).

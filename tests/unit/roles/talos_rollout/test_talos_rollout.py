@@ -34,6 +34,8 @@ def node(name, role, last):
 class Lab:
     """An inventory, its rendered cluster and node doubles for each node, in one directory."""
 
+    KUBE_IP = NET + "11"  # the kube-API double's address (the first control plane's)
+
     def __init__(self, root, run_playbook, nodes):
         self.root, self.run_playbook, self.nodes = Path(root), run_playbook, nodes
         self.inventory = self.root / "inventory"
@@ -73,7 +75,7 @@ class Lab:
             self.doubles[entry["name"]] = double.start(config=self.dir / "nodes" / ("%s.yaml" % entry["name"]),
                                                       extra=(extra or {}).get(entry["name"], ()))
         cp = next(n["name"] for n in self.nodes if n["role"] == "controlplane")
-        self.kube = doubles.KubeDouble(NET + "11", self.dir / "nodes" / ("%s.yaml" % cp), self.root / "node-state").start()
+        self.kube = doubles.KubeDouble(self.KUBE_IP, self.dir / "nodes" / ("%s.yaml" % cp), self.root / "node-state").start()
         up = self.play("cluster")
         assert up.rc == 0, up.stdout
         self.secrets = bundle
