@@ -95,7 +95,9 @@ NODE_VARIABLES = {
 }
 REQUIRED = ("talos_cluster_name", "talos_cluster_endpoint", "talos_version", "talos_mac", "talos_ip")
 # Read from the inventory by the playbooks and by the talos_inventory action itself.
-PLAYBOOK_VARIABLES = ("talos_clusters_dir", "talos_matchbox_url", "talos_cluster_apply_mode", "talos_cluster_rolling_batch")
+PLAYBOOK_VARIABLES = ("talos_clusters_dir", "talos_matchbox_url", "talos_cluster_apply_mode", "talos_cluster_rolling_batch",
+                      # the Talos upgrade (roles/talos_rollout/tasks/upgrade.yml)
+                      "talos_cluster_upgrade_drain", "talos_cluster_upgrade_timeout", "talos_cluster_drain_timeout")
 PATCH_VARIABLES = {
     "controlplane": ("talos_cluster_patches", "talos_controlplane_patches", "talos_patches"),
     "worker": ("talos_cluster_patches", "talos_worker_patches", "talos_patches"),
@@ -556,6 +558,8 @@ class _NodeCheck:
             "arch": self.arch,
             "talos_version": self.version,
             "schematic": schematic,
+            # talos_install_image as given (the upgrade then uses it instead of Image Factory's installer)
+            "install_image": var("talos_install_image") or None,
             "pxe_kernel_args": self.pxe_kernel_args,
             "endpoint_host": self.endpoint_host,
             "delivery": self.delivery,

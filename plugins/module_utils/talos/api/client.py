@@ -280,7 +280,7 @@ class Target:
 async def call(target, method, request=None, timeout=30.0):
     """One RPC; returns the reply messages (a list). Raises a TalosApiError subclass."""
     request_type, reply_type, streaming = m.METHODS[method]
-    metadata = [("nodes", target.node)] if target.proxied else None
+    metadata = [("node" if method in m.NODE_METADATA_METHODS else "nodes", target.node)] if target.proxied else None
     node = target.node
     channel = Channel(target.host, target.port, ssl=target.context, codec=DictCodec())
     try:
@@ -422,6 +422,70 @@ async def disks(target, timeout=10.0):
     messages = await call(target, "/storage.StorageService/Disks", timeout=timeout)
     return [{"device_name": d["device_name"], "size": d["size"], "model": d["model"], "system_disk": d["system_disk"]}
             for message in messages for d in message["disks"]]
+
+
+# ---------------------------------------------------------------- upgrade (talos-day2.md §2)
+
+UPGRADE_ACK = "Upgrade request received"
+# talosctl --namespace system: the installer image goes to the system namespace of the CRI containerd.
+SYSTEM_CONTAINERD = {"driver": m.CONTAINER_DRIVERS["cri"], "namespace": m.CONTAINERD_NAMESPACES["system"]}
+EXTENSIONS = ("runtime", "ExtensionStatuses.runtime.talos.dev")
+
+
+async def upgrade_legacy(target, image, force=False, timeout=600.0):
+    """MachineService/Upgrade: the node pulls and checks the installer during the call, then upgrades and reboots.
+    Returns the actor id."""
+    messages = await call(target, m.MACHINE + "Upgrade", {"image": image, "force": force}, timeout=timeout)
+    return messages[0]["actor_id"] if messages else ""
+
+
+async def image_pull(target, image, timeout=600.0):
+    """ImageService/Pull into the system containerd namespace; returns the pulled image's name."""
+    replies = await call(target, "/machine.ImageService/Pull", {"containerd": SYSTEM_CONTAINERD, "image_ref": image},
+                         timeout=timeout)
+    names = [reply["name"] for reply in replies if reply.get("name")]
+    return names[-1] if names else image
+
+
+async def lifecycle_upgrade(target, image, timeout=600.0):
+    """LifecycleService/Upgrade: writes the (pulled) installer to the system disk, no reboot.
+    Returns the installer's output lines; a non-zero exit code raises TalosApiError with them."""
+    replies = await call(target, "/machine.LifecycleService/Upgrade",
+                         {"containerd": SYSTEM_CONTAINERD, "source": {"image_name": image}}, timeout=timeout)
+    progress = [reply.get("progress") or {} for reply in replies]
+    lines = [p["message"] for p in progress if p.get("message")]
+    codes = [p["exit_code"] for p in progress if p.get("exit_code") is not None]
+    if not codes:
+        raise TalosApiError(target.node, "the upgrade stream ended without an exit code: %s" % " / ".join(lines[-3:]))
+    if codes[-1] != 0:
+        raise TalosApiError(target.node, "upgrade failed with exit code %d: %s" % (codes[-1], " / ".join(lines[-3:])))
+    return lines
+
+
+async def reboot(target, mode="default", timeout=30.0):
+    messages = await call(target, m.MACHINE + "Reboot", {"mode": m.REBOOT_MODES[mode]}, timeout=timeout)
+    return messages[0]["actor_id"] if messages else ""
+
+
+async def list_resources(target, namespace, resource_type, timeout=10.0):
+    """COSI State/List: [{"metadata": {...}, "spec": parsed yaml_spec}] of one node."""
+    replies = await call(target, "/cosi.resource.State/List", {"namespace": namespace, "type": resource_type}, timeout=timeout)
+    resources = []
+    for reply in replies:
+        resource = reply.get("resource")
+        if resource:
+            spec = (resource.get("spec") or {}).get("yaml_spec") or ""
+            resources.append({"metadata": resource.get("metadata") or {}, "spec": yaml.safe_load(spec) if spec else None})
+    return resources
+
+
+async def schematic(target, timeout=10.0):
+    """The Image Factory schematic the node booted (its `schematic` extension's version), or None."""
+    for resource in await list_resources(target, *EXTENSIONS, timeout=timeout):
+        metadata = (resource["spec"] or {}).get("metadata") or {}
+        if metadata.get("name") == "schematic":
+            return metadata.get("version")
+    return None
 
 
 # ---------------------------------------------------------------- stages
