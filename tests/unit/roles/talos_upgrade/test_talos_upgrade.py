@@ -210,6 +210,18 @@ def test_from_1_13_pulls_then_lifecycle_upgrade_and_reboot(lab):
     # batch 2: the workers overlap
     assert upgrades["w1"][0]["requested_at"] < upgrades["w2"][0]["up_at"] and upgrades["w2"][0]["requested_at"] < upgrades["w1"][0]["up_at"]
 
+    # Same version, another schematic (an extension added): upgraded again, to the new schematic's installer.
+    lab.set(talos_extensions=["siderolabs/iscsi-tools"])
+    again = lab.upgrade()
+    assert again.rc == 0, again.stdout
+    schematics = {double.state["schematic"] for double in lab.doubles.values()}
+    assert len(schematics) == 1 and VANILLA not in schematics
+    schematic = schematics.pop()
+    assert "upgrade schematic %s... -> %s... with factory.talos.dev/installer/%s:v1.13.1" % (
+        VANILLA[:12], schematic[:12], schematic) in plan_rows(again)["w1"]
+    assert {double.state["version"] for double in lab.doubles.values()} == {"v1.13.1"}
+    assert lab.upgrade().changed == 0
+
 
 def test_pdb_blocked_drain_stops_naming_the_pod(lab):
     lab.bring_up(pods=PODS + [BLOCKED])
