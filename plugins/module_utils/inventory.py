@@ -100,6 +100,8 @@ PLAYBOOK_VARIABLES = ("talos_clusters_dir", "talos_matchbox_url", "talos_cluster
 PLAYBOOK_VARIABLES += ("talos_cluster_backup_keep", "talos_cluster_backup_before_changes")
 # node removal (playbooks/remove.yml, converge's absent members)
 PLAYBOOK_VARIABLES += ("talos_cluster_remove_absent", "talos_cluster_remove_reboot", "talos_cluster_drain_timeout")
+# the Talos upgrade (roles/talos_rollout/tasks/upgrade.yml)
+PLAYBOOK_VARIABLES += ("talos_cluster_upgrade_drain", "talos_cluster_upgrade_timeout")
 PATCH_VARIABLES = {
     "controlplane": ("talos_cluster_patches", "talos_controlplane_patches", "talos_patches"),
     "worker": ("talos_cluster_patches", "talos_worker_patches", "talos_patches"),
@@ -560,6 +562,8 @@ class _NodeCheck:
             "arch": self.arch,
             "talos_version": self.version,
             "schematic": schematic,
+            # talos_install_image as given (the upgrade then uses it instead of Image Factory's installer)
+            "install_image": var("talos_install_image") or None,
             "pxe_kernel_args": self.pxe_kernel_args,
             "endpoint_host": self.endpoint_host,
             "delivery": self.delivery,

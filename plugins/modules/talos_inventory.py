@@ -125,6 +125,7 @@ nodes:
     talos_version: {description: Talos version., type: str}
     schematic: {description: Image Factory schematic ID of the node's boot assets and installer., type: str}
     pxe_kernel_args: {description: Extra kernel arguments for the network boot., type: list, elements: str}
+    install_image: {description: C(talos_install_image) as set (null when not) - the upgrade's installer then., type: str}
     config: {description: Node spec for M(netboot.talos.talos_machine_config)., type: dict}
 checked:
   description: What this result was validated for; O(reuse) compares it with a later task's wishes.

@@ -117,3 +117,51 @@ def check_kubernetes(version, kubernetes_version):
         "version of Kubernetes %s is too %s to be used with Talos %s (Talos %d.%d runs Kubernetes %d.%d.%d to %d.%d.x)"
         % ((shown, "old" if core < oldest else "new", normalize(version)) + key + oldest + too_new[:2])
     )
+
+
+# ---------------------------------------------------------------- upgrades
+
+# The installer's host-version preflight (pkg/machinery/compatibility/talos1NN: MinimumHostUpgradeVersion,
+# MaximumHostDowngradeVersion): the running versions a target minor version installs over.
+_UPGRADE_HOSTS = {
+    (1, 9): ((1, 8, 0), (1, 11, 0)),
+    (1, 10): ((1, 8, 0), (1, 12, 0)),
+    (1, 11): ((1, 9, 0), (1, 13, 0)),
+    (1, 12): ((1, 10, 0), (1, 14, 0)),
+    (1, 13): ((1, 11, 0), (1, 15, 0)),
+    (1, 14): ((1, 12, 0), (1, 16, 0)),
+}
+# talosctl 1.13 takes the LifecycleService path for nodes running `>1.13.0-alpha.2 <2.0.0`.
+_LIFECYCLE_PRERELEASES = ("alpha.0", "alpha.1", "alpha.2")
+
+
+def _core(version):
+    return parse(version)[:3]
+
+
+def upgrade_path_problem(running, target):
+    """None when Talos installs `target` over `running`, else why not (the installer's words and the window)."""
+    key = contract(target)
+    oldest, too_new = _UPGRADE_HOSTS[key]
+    core = _core(running)
+    if oldest <= core < too_new:
+        return None
+    if core < oldest:
+        words = "host version %s is too old to upgrade to Talos %s" % (normalize(running), normalize(target))
+    else:
+        words = "host version %s is too new to downgrade to Talos %s" % (normalize(running), normalize(target))
+    return "%s (Talos %d.%d installs over %d.%d.%d up to, not including, %d.%d.%d; go through the latest patch of each minor between)" % (
+        (words,) + key + oldest + too_new)
+
+
+def has_lifecycle_upgrade(running):
+    """Whether a node running this version offers ImageService/Pull + LifecycleService/Upgrade (else MachineService/Upgrade)."""
+    major, minor, patch, pre = parse(running)
+    if (major, minor) < (1, 13) or major >= 2:
+        return False
+    return not ((major, minor, patch) == (1, 13, 0) and pre in _LIFECYCLE_PRERELEASES)
+
+
+def same_release(running, target):
+    """Whether the running tag is the target release (leading v and case aside)."""
+    return normalize(running).lower() == normalize(target).lower()

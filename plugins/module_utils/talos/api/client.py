@@ -282,7 +282,7 @@ class Target:
 async def _open(target, method, timeout):
     """A started request stream for method (pin checked); maps every failure to a TalosApiError."""
     request_type, reply_type, streaming = m.METHODS[method]
-    metadata = [("nodes", target.node)] if target.proxied else None
+    metadata = [("node" if method in m.NODE_METADATA_METHODS else "nodes", target.node)] if target.proxied else None
     node = target.node
     channel = Channel(target.host, target.port, ssl=target.context, codec=DictCodec())
     if method in m.CLIENT_STREAMING:
@@ -503,6 +503,68 @@ async def etcd_leave_cluster(target, timeout=60.0):
 async def etcd_remove_member(target, member_id, timeout=30.0):
     """Remove another (dead) node's etcd member through a healthy control plane."""
     await call(target, m.MACHINE + "EtcdRemoveMemberByID", {"member_id": member_id}, timeout=timeout)
+# ---------------------------------------------------------------- upgrade (talos-day2.md §2)
+
+UPGRADE_ACK = "Upgrade request received"
+# talosctl --namespace system: the installer image goes to the system namespace of the CRI containerd.
+SYSTEM_CONTAINERD = {"driver": m.CONTAINER_DRIVERS["cri"], "namespace": m.CONTAINERD_NAMESPACES["system"]}
+EXTENSIONS = ("runtime", "ExtensionStatuses.runtime.talos.dev")
+
+
+async def upgrade_legacy(target, image, force=False, timeout=600.0):
+    """MachineService/Upgrade: the node pulls and checks the installer during the call, then upgrades and reboots.
+    Returns the actor id."""
+    messages = await call(target, m.MACHINE + "Upgrade", {"image": image, "force": force}, timeout=timeout)
+    return messages[0]["actor_id"] if messages else ""
+
+
+async def image_pull(target, image, timeout=600.0):
+    """ImageService/Pull into the system containerd namespace; returns the pulled image's name."""
+    replies = await call(target, "/machine.ImageService/Pull", {"containerd": SYSTEM_CONTAINERD, "image_ref": image},
+                         timeout=timeout)
+    names = [reply["name"] for reply in replies if reply.get("name")]
+    return names[-1] if names else image
+
+
+async def lifecycle_upgrade(target, image, timeout=600.0):
+    """LifecycleService/Upgrade: writes the (pulled) installer to the system disk, no reboot.
+    Returns the installer's output lines; a non-zero exit code raises TalosApiError with them."""
+    replies = await call(target, "/machine.LifecycleService/Upgrade",
+                         {"containerd": SYSTEM_CONTAINERD, "source": {"image_name": image}}, timeout=timeout)
+    progress = [reply.get("progress") or {} for reply in replies]
+    lines = [p["message"] for p in progress if p.get("message")]
+    codes = [p["exit_code"] for p in progress if p.get("exit_code") is not None]
+    if not codes:
+        raise TalosApiError(target.node, "the upgrade stream ended without an exit code: %s" % " / ".join(lines[-3:]))
+    if codes[-1] != 0:
+        raise TalosApiError(target.node, "upgrade failed with exit code %d: %s" % (codes[-1], " / ".join(lines[-3:])))
+    return lines
+
+
+async def reboot(target, mode="default", timeout=30.0):
+    messages = await call(target, m.MACHINE + "Reboot", {"mode": m.REBOOT_MODES[mode]}, timeout=timeout)
+    return messages[0]["actor_id"] if messages else ""
+
+
+async def list_resources(target, namespace, resource_type, timeout=10.0):
+    """COSI State/List: [{"metadata": {...}, "spec": parsed yaml_spec}] of one node."""
+    replies = await call(target, "/cosi.resource.State/List", {"namespace": namespace, "type": resource_type}, timeout=timeout)
+    resources = []
+    for reply in replies:
+        resource = reply.get("resource")
+        if resource:
+            spec = (resource.get("spec") or {}).get("yaml_spec") or ""
+            resources.append({"metadata": resource.get("metadata") or {}, "spec": yaml.safe_load(spec) if spec else None})
+    return resources
+
+
+async def schematic(target, timeout=10.0):
+    """The Image Factory schematic the node booted (its `schematic` extension's version), or None."""
+    for resource in await list_resources(target, *EXTENSIONS, timeout=timeout):
+        metadata = (resource["spec"] or {}).get("metadata") or {}
+        if metadata.get("name") == "schematic":
+            return metadata.get("version")
+    return None
 
 
 # ---------------------------------------------------------------- stages

@@ -244,6 +244,8 @@ class EtcdRecover(Message):
 
 
 EtcdRecoverResponse = _response(EtcdRecover)
+
+
 # ---------------------------------------------------------------- node removal (etcd leave, remove member)
 
 class EtcdLeaveClusterRequest(Message):
@@ -267,6 +269,128 @@ class EtcdRemoveMemberByID(Message):
 
 EtcdRemoveMemberByIDResponse = _response(EtcdRemoveMemberByID)
 
+# ---------------------------------------------------------------- upgrade (api/machine/{machine,image,lifecycle}.proto)
+
+UPGRADE_REBOOT_MODES = {"default": 0, "powercycle": 1}
+
+
+class UpgradeRequest(Message):
+    FIELDS = {
+        1: ("image", "string", False),
+        2: ("preserve", "bool", False),
+        3: ("stage", "bool", False),
+        4: ("force", "bool", False),
+        5: ("reboot_mode", "enum", False),
+    }
+
+
+class Upgrade(Message):
+    FIELDS = {1: ("metadata", Metadata, False), 2: ("ack", "string", False), 3: ("actor_id", "string", False)}
+
+
+UpgradeResponse = _response(Upgrade)
+
+REBOOT_MODES = {"default": 0, "powercycle": 1, "force": 2}
+
+
+class RebootRequest(Message):
+    FIELDS = {1: ("mode", "enum", False)}
+
+
+class Reboot(Message):
+    FIELDS = {1: ("metadata", Metadata, False), 2: ("actor_id", "string", False)}
+
+
+RebootResponse = _response(Reboot)
+
+CONTAINER_DRIVERS = {"containerd": 0, "cri": 1}
+CONTAINERD_NAMESPACES = {"unknown": 0, "system": 1, "cri": 2}
+
+
+class ContainerdInstance(Message):
+    """common.ContainerdInstance."""
+
+    FIELDS = {1: ("driver", "enum", False), 2: ("namespace", "enum", False)}
+
+
+class ImageServicePullRequest(Message):
+    FIELDS = {1: ("containerd", ContainerdInstance, False), 3: ("image_ref", "string", False)}
+
+
+class ImageServicePullLayerProgress(Message):
+    FIELDS = {1: ("status", "enum", False), 2: ("elapsed", Duration, False), 3: ("offset", "int64", False),
+              4: ("total", "int64", False)}
+
+
+class ImageServicePullProgress(Message):
+    FIELDS = {1: ("layer_id", "string", False), 2: ("progress", ImageServicePullLayerProgress, False)}
+
+
+class ImageServicePullResponse(Message):
+    """oneof response: name (the pulled image, last message) or pull_progress."""
+
+    FIELDS = {1: ("name", "string", False), 2: ("pull_progress", ImageServicePullProgress, False)}
+    ONEOF = ("name",)
+
+
+class InstallArtifactsSource(Message):
+    FIELDS = {1: ("image_name", "string", False)}
+
+
+class LifecycleServiceUpgradeRequest(Message):
+    FIELDS = {1: ("containerd", ContainerdInstance, False), 2: ("source", InstallArtifactsSource, False)}
+
+
+class LifecycleServiceInstallProgress(Message):
+    """oneof response: message (installer output) or exit_code (last message; 0 is sent too)."""
+
+    FIELDS = {1: ("message", "string", False), 2: ("exit_code", "int32", False)}
+    ONEOF = ("message", "exit_code")
+
+
+class LifecycleServiceUpgradeResponse(Message):
+    FIELDS = {1: ("progress", LifecycleServiceInstallProgress, False)}
+
+
+class CosiListOptions(Message):
+    FIELDS = {}
+
+
+class CosiListRequest(Message):
+    """cosi.resource.ListRequest (COSI api/v1alpha1/state.pb.go)."""
+
+    FIELDS = {1: ("namespace", "string", False), 2: ("type", "string", False), 3: ("options", CosiListOptions, False)}
+
+
+class CosiMetadata(Message):
+    FIELDS = {1: ("namespace", "string", False), 2: ("type", "string", False), 3: ("id", "string", False),
+              4: ("version", "string", False), 5: ("owner", "string", False), 6: ("phase", "string", False)}
+
+
+class CosiSpec(Message):
+    FIELDS = {1: ("proto_spec", "bytes", False), 2: ("yaml_spec", "string", False)}
+
+
+class CosiResource(Message):
+    FIELDS = {1: ("metadata", CosiMetadata, False), 2: ("spec", CosiSpec, False)}
+
+
+class CosiListResponse(Message):
+    FIELDS = {1: ("resource", CosiResource, False)}
+
+
+UPGRADE_METHODS = {
+    "/machine.MachineService/Upgrade": (UpgradeRequest, UpgradeResponse, False),
+    "/machine.MachineService/Reboot": (RebootRequest, RebootResponse, False),
+    "/machine.ImageService/Pull": (ImageServicePullRequest, ImageServicePullResponse, True),
+    "/machine.LifecycleService/Upgrade": (LifecycleServiceUpgradeRequest, LifecycleServiceUpgradeResponse, True),
+    "/cosi.resource.State/List": (CosiListRequest, CosiListResponse, True),
+}
+# Addressed with `node` metadata, one node per stream: apid refuses `nodes` on COSI methods and
+# appends its own field 1 to every streamed message, which these replies use themselves.
+NODE_METADATA_METHODS = frozenset(("/machine.ImageService/Pull", "/machine.LifecycleService/Upgrade", "/cosi.resource.State/List"))
+
+# ---------------------------------------------------------------- end of upgrade
 
 MACHINE = "/machine.MachineService/"
 # Full method name -> (request schema, reply schema, server streaming).
@@ -289,3 +413,4 @@ METHODS = {
 METHODS[MACHINE + "EtcdSnapshot"] = (EtcdSnapshotRequest, Data, True)
 METHODS[MACHINE + "EtcdRecover"] = (Data, EtcdRecoverResponse, False)
 CLIENT_STREAMING = {MACHINE + "EtcdRecover"}
+METHODS.update(UPGRADE_METHODS)

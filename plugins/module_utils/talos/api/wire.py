@@ -24,9 +24,11 @@ class DecodeError(ValueError):
 
 
 class Message:
-    """Base of every message schema; subclasses only set FIELDS."""
+    """Base of every message schema; subclasses set FIELDS, and ONEOF for scalar members of a oneof."""
 
     FIELDS = {}
+    # Scalars in a oneof have presence: sent even at their default, decoded as None when absent.
+    ONEOF = ()
 
     @classmethod
     def encode(cls, message):
@@ -85,7 +87,7 @@ def encode(schema, message):
         value = message.get(name)
         values = list(value or ()) if repeated else [value]
         for item in values:
-            if item is None or (not repeated and isinstance(kind, str) and not item):
+            if item is None or (not repeated and isinstance(kind, str) and not item and name not in schema.ONEOF):
                 continue
             wire_type, payload = _encode_value(kind, item)
             out += encode_varint(number << 3 | wire_type) + payload
@@ -116,7 +118,7 @@ def empty(schema):
     for name, kind, repeated in schema.FIELDS.values():
         if repeated:
             message[name] = []
-        elif isinstance(kind, str):
+        elif isinstance(kind, str) and name not in schema.ONEOF:
             message[name] = DEFAULTS.get(kind, 0)
         else:
             message[name] = None
