@@ -117,7 +117,9 @@ class ActionModule(ActionBase):
             display.display(line)
         changing = [e["name"] for e in plans if e["changed"]]
         result.update(plan=plans, text=lines, changing=changing)
-        refusals = upgrade.preflight(plans, self._kube_status(kubeconfig, args["nodes"]))
+        # Nothing to upgrade needs no healthy cluster: a config rollout may follow while a node is down.
+        refused = any(e["action"] == "refused" for e in plans)
+        refusals = upgrade.preflight(plans, self._kube_status(kubeconfig, args["nodes"])) if changing or refused else []
         if refusals:
             result.update(failed=True, problems=refusals, msg="nothing upgraded:\n" + "\n".join(refusals))
             return result
