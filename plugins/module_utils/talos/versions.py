@@ -117,3 +117,35 @@ def check_kubernetes(version, kubernetes_version):
         "version of Kubernetes %s is too %s to be used with Talos %s (Talos %d.%d runs Kubernetes %d.%d.%d to %d.%d.x)"
         % ((shown, "old" if core < oldest else "new", normalize(version)) + key + oldest + too_new[:2])
     )
+
+
+# ---- Config contract and Kubernetes components (issue 10) -------------------------------------
+
+_CONTRACT = re.compile(r"v?(\d+)\.(\d+)\Z")
+
+# The components upgrade-k8s moves, in its order, with the image repository each runs from.
+KUBERNETES_COMPONENTS = (
+    ("apiserver", "registry.k8s.io/kube-apiserver"),
+    ("controller_manager", "registry.k8s.io/kube-controller-manager"),
+    ("scheduler", "registry.k8s.io/kube-scheduler"),
+    ("proxy", "registry.k8s.io/kube-proxy"),
+    ("kubelet", "ghcr.io/siderolabs/kubelet"),
+)
+KUBERNETES_IMAGES = dict(KUBERNETES_COMPONENTS)
+
+
+def parse_contract(value):
+    """`v1.12` or `1.12` (or a whole Talos version) -> (1, 12), a supported contract; VersionError otherwise."""
+    match = _CONTRACT.match(value) if isinstance(value, str) else None
+    if match:
+        key = (int(match.group(1)), int(match.group(2)))
+        return contract("v%d.%d.0" % key)
+    return contract(value)
+
+
+def contract_text(key):
+    return "v%d.%d" % tuple(key)
+
+
+def kubernetes_image(component, kubernetes_version):
+    return "%s:v%s" % (KUBERNETES_IMAGES[component], kubernetes_version.lstrip("v"))

@@ -72,8 +72,8 @@ class Lab:
             double = doubles.NodeDouble(entry["ip"], self.root / "node-state" / entry["name"], os_ca_key=os_key)
             self.doubles[entry["name"]] = double.start(config=self.dir / "nodes" / ("%s.yaml" % entry["name"]),
                                                       extra=(extra or {}).get(entry["name"], ()))
-        cp = next(n["name"] for n in self.nodes if n["role"] == "controlplane")
-        self.kube = doubles.KubeDouble(NET + "11", self.dir / "nodes" / ("%s.yaml" % cp), self.root / "node-state").start()
+        cp = next(n for n in self.nodes if n["role"] == "controlplane")
+        self.kube = doubles.KubeDouble(cp["ip"], self.dir / "nodes" / ("%s.yaml" % cp["name"]), self.root / "node-state").start()
         up = self.play("cluster")
         assert up.rc == 0, up.stdout
         self.secrets = bundle
