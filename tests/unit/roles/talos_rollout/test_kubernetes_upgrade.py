@@ -84,7 +84,16 @@ def tag(component, version):
     return "%s:v%s" % (repository, version)
 
 
-def test_one_minor_bump_applies_component_by_component_in_upgrade_k8s_order(k8s):
+# Refused from 1.34.1, nothing applied.
+REFUSED = [
+    # (inventory talos_version, talos_kubernetes_version, words of the refusal)
+    ("v1.11.5", "1.32.4", "would be a downgrade"),
+    ("v1.12.0", "1.35.0", "version of Kubernetes 1.35.0 is too new to be used with Talos v1.11.5"),
+    ("v1.13.0", "1.36.0", "more than one minor version ahead"),
+]
+
+
+def test_one_minor_bump_applies_component_by_component_in_upgrade_k8s_order_and_bad_versions_are_refused(k8s):
     k8s.group_vars["talos_kubernetes_version"] = OLD
     k8s.write_inventory()
     k8s.bring_up()
@@ -129,18 +138,7 @@ def test_one_minor_bump_applies_component_by_component_in_upgrade_k8s_order(k8s)
     converge = k8s.play("configs", "converge")
     assert converge.rc == 0 and "0 of 3 nodes change" in plan_lines(converge)[0], converge.stdout
 
-
-REFUSED = [
-    # (inventory talos_version, talos_kubernetes_version, words of the refusal)
-    ("v1.11.5", "1.32.4", "would be a downgrade"),
-    ("v1.12.0", "1.35.0", "version of Kubernetes 1.35.0 is too new to be used with Talos v1.11.5"),
-    ("v1.13.0", "1.36.0", "more than one minor version ahead"),
-]
-
-
-def test_downgrade_two_minors_and_a_version_the_running_talos_lacks_are_refused(k8s):
-    k8s.bring_up()  # Talos v1.11.5's default, 1.34.1
-    assert k8s.record()["kubernetes_version"] == NEW
+    k8s.group_vars.pop("talos_kubernetes_version")  # the recorded 1.34.1 stays the cluster's version
     for talos_version, kubernetes, words in REFUSED:
         k8s.group_vars.update(talos_version=talos_version, talos_kubernetes_version=kubernetes)
         k8s.write_inventory()
@@ -151,7 +149,7 @@ def test_downgrade_two_minors_and_a_version_the_running_talos_lacks_are_refused(
         assert words in message, message
         for name in ("cp1", "cp2", "w1"):
             assert "%s (%s" % (name, NET) in message, message
-        assert k8s.all_applies() == []
+        assert len(k8s.all_applies()) == len(applies)
 
 
 def start_doubles(lab, talos_version):
