@@ -149,3 +149,17 @@ def contract_text(key):
 
 def kubernetes_image(component, kubernetes_version):
     return "%s:v%s" % (KUBERNETES_IMAGES[component], kubernetes_version.lstrip("v"))
+
+
+def boot_versions(nodes, running):
+    """The nodes as the boot server serves them while a Talos upgrade rolls: each with talos_version
+    the lowest version any answering node runs when that is older than its own, so a node
+    (re)provisioned mid-rollout boots what the cluster already runs. running: {ip: {stage, version}}
+    (talos_info's nodes); once every answering node runs the new version, nodes are as they are."""
+    answering = [entry["version"] for entry in (running or {}).values()
+                 if isinstance(entry, dict) and entry.get("stage") == "up" and entry.get("version")]
+    if not answering:
+        return list(nodes)
+    lowest = min(answering, key=lambda version: parse(version)[:3])
+    return [dict(node, talos_version=normalize(lowest)) if parse(lowest)[:3] < parse(node["talos_version"])[:3] else node
+            for node in nodes]
