@@ -63,7 +63,7 @@ def observe(api, nodes):
     proxy = _container_version(daemonset.get("spec", {}).get("template", {}).get("spec", {}), "kube-proxy")
     seen = {}
     for node in nodes:
-        name = rollout.member_name(node)
+        name = kubernetes_name(node)
         info = (kube_nodes.get(name) or {}).get("status", {}).get("nodeInfo", {})
         current = {"kubelet": (info.get("kubeletVersion") or "").lstrip("v") or None, "proxy": proxy}
         if node["role"] == "controlplane":
@@ -72,6 +72,11 @@ def observe(api, nodes):
                 current[component] = _container_version(pod.get("spec") or {}, TITLES[component])
         seen[node["name"]] = current
     return {"server": server, "proxy": proxy, "nodes": seen}
+
+
+def kubernetes_name(node):
+    """The node's Kubernetes node name: its config's hostname, else its name."""
+    return (node.get("config") or {}).get("hostname") or rollout.member_name(node)
 
 
 def _core(version):
