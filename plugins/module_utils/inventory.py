@@ -669,7 +669,7 @@ def build_nodes(hosts, memberships, clusters_dir, render=None):
 
     _across_nodes(hosts, entries, problems)
     contract = None
-    if entries and not problems:
+    if entries:
         contract = _contract(hosts, entries, clusters_dir, problems)
     if render is not None and not problems:
         _trial_render(entries, problems, render)
@@ -709,6 +709,11 @@ def read_contract_record(cluster_dir):
             raise InventoryError(["%s: not JSON (%s); restore it or remove it to record the contract anew" % (path, exc)])
     if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("config_contract", "kubernetes_version")):
         raise InventoryError(["%s: needs config_contract and kubernetes_version strings" % path])
+    try:
+        versions.parse_contract(record["config_contract"])
+        versions.kubernetes_core(record["kubernetes_version"])
+    except versions.VersionError as exc:
+        raise InventoryError(["%s: %s" % (path, exc)])
     return record
 
 
@@ -724,8 +729,12 @@ def _contract(hosts, entries, clusters_dir, problems):
     else the default of the lowest talos_version. A talos_version bump moves neither.
     """
     cluster_dir = "%s/%s" % (clusters_dir.rstrip("/"), entries[0]["config"]["cluster_name"])
-    record = read_contract_record(cluster_dir)
     first = sorted(hosts)[0]
+    try:
+        record = read_contract_record(cluster_dir)
+    except InventoryError as exc:
+        problems.add(first, CONTRACT_RECORD, exc.problems[0])
+        return None
     lowest = min(entries, key=_talos_key)["talos_version"]
     wanted = hosts[first].get("talos_config_contract")
     recorded = record.get("config_contract")

@@ -138,9 +138,10 @@ def parse_contract(value):
     """`v1.12` or `1.12` (or a whole Talos version) -> (1, 12), a supported contract; VersionError otherwise."""
     match = _CONTRACT.match(value) if isinstance(value, str) else None
     if match:
-        key = (int(match.group(1)), int(match.group(2)))
-        return contract("v%d.%d.0" % key)
-    return contract(value)
+        return contract("v%d.%d.0" % (int(match.group(1)), int(match.group(2))))
+    if isinstance(value, str) and _VERSION.match(value):
+        return contract(value)
+    raise VersionError("%r is not a contract like v1.12" % (value,))
 
 
 def contract_text(key):
