@@ -58,7 +58,7 @@ class ActionModule(ActionBase):
 
         def on_stage(entry, stage, outcome, seconds):
             if outcome != "started":
-                display.display("  %-12s %-34s %s   %.1f s" % (entry["name"], stage, outcome, time.monotonic() - started))
+                display.display("  %-12s %-40s %s   %.1f s" % (entry["name"], stage, outcome, time.monotonic() - started))
 
         job = upgrade.KubernetesUpgrade(connector, args["nodes"], bundle, args["kubeconfig"], args["kubernetes_version"],
                                         timeout=args["timeout"], interval=args["interval"], on_stage=on_stage)
