@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
+import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -51,6 +53,7 @@ CLUSTER_WIDE = (
     "talos_kubernetes_version",
     "talos_config_delivery",
     "talos_config_withdraw",
+    "talos_config_contract",
 )
 
 # Every variable a node may carry, with its type. Any other talos_* variable must be a role's
@@ -92,6 +95,7 @@ NODE_VARIABLES = {
     "talos_patches": list,
     "talos_config_delivery": str,
     "talos_config_withdraw": bool,
+    "talos_config_contract": str,
 }
 REQUIRED = ("talos_cluster_name", "talos_cluster_endpoint", "talos_version", "talos_mac", "talos_ip")
 # Read from the inventory by the playbooks and by the talos_inventory action itself.
@@ -672,6 +676,9 @@ def build_nodes(hosts, memberships, clusters_dir, render=None):
             entries.append(entry)
 
     _across_nodes(hosts, entries, problems)
+    contract = None
+    if entries:
+        contract = _contract(hosts, entries, clusters_dir, problems)
     if render is not None and not problems:
         _trial_render(entries, problems, render)
     if problems:
@@ -686,7 +693,84 @@ def build_nodes(hosts, memberships, clusters_dir, render=None):
         "withdraw_configs": entries[0]["withdraw_configs"],
         "controlplane_ips": [e["ip"] for e in controlplanes],
         "talos_versions": sorted({e["talos_version"] for e in entries}),
+        "contract": contract,
     }
     for entry in entries:
         del entry["patch_fields"], entry["endpoint_host"], entry["delivery"], entry["withdraw_configs"]
     return cluster, entries
+
+
+# ---- The cluster's config contract and Kubernetes default, recorded at creation (issue 10) ------
+
+CONTRACT_RECORD = "contract.json"
+
+
+def read_contract_record(cluster_dir):
+    """The recorded {config_contract, kubernetes_version} of a cluster; {} before it was created."""
+    path = os.path.join(cluster_dir, CONTRACT_RECORD)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        try:
+            record = json.load(handle)
+        except ValueError as exc:
+            raise InventoryError(["%s: not JSON (%s); restore it or remove it to record the contract anew" % (path, exc)])
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("config_contract", "kubernetes_version")):
+        raise InventoryError(["%s: needs config_contract and kubernetes_version strings" % path])
+    try:
+        versions.parse_contract(record["config_contract"])
+        versions.kubernetes_core(record["kubernetes_version"])
+    except versions.VersionError as exc:
+        raise InventoryError(["%s: %s" % (path, exc)])
+    return record
+
+
+def _talos_key(entry):
+    return versions.parse(entry["talos_version"])[:3]
+
+
+def _contract(hosts, entries, clusters_dir, problems):
+    """Decide the contract and Kubernetes default every config renders with; put both into the specs.
+
+    The contract is talos_config_contract, else the recorded one, else (a new cluster) that of the
+    lowest talos_version; the Kubernetes version is talos_kubernetes_version, else the recorded one,
+    else the default of the lowest talos_version. A talos_version bump moves neither.
+    """
+    cluster_dir = "%s/%s" % (clusters_dir.rstrip("/"), entries[0]["config"]["cluster_name"])
+    first = sorted(hosts)[0]
+    try:
+        record = read_contract_record(cluster_dir)
+    except InventoryError as exc:
+        problems.add(first, CONTRACT_RECORD, exc.problems[0])
+        return None
+    lowest = min(entries, key=_talos_key)["talos_version"]
+    wanted = hosts[first].get("talos_config_contract")
+    recorded = record.get("config_contract")
+    contract = recorded or versions.contract_text(versions.contract(lowest))
+    if wanted:
+        try:
+            key = versions.parse_contract(wanted)
+        except versions.VersionError as exc:
+            problems.add(first, "talos_config_contract", str(exc))
+            return None
+        if recorded and key < versions.parse_contract(recorded):
+            problems.add(first, "talos_config_contract", "%s is older than the cluster's recorded contract %s (%s): "
+                         "a contract only moves forward" % (versions.contract_text(key), recorded, CONTRACT_RECORD))
+        contract = versions.contract_text(key)
+    kubernetes = entries[0]["config"]["kubernetes_version"] or record.get("kubernetes_version") \
+        or versions.default_kubernetes_version(lowest)
+    for entry in entries:
+        if versions.parse_contract(contract) > versions.contract(entry["talos_version"]):
+            problems.add(entry["name"], "talos_config_contract" if wanted else "talos_version",
+                         "contract %s is newer than this node's talos_version %s" % (contract, entry["talos_version"]))
+        if not entry["config"]["kubernetes_version"]:
+            try:
+                versions.check_kubernetes(entry["talos_version"], kubernetes)
+            except versions.VersionError as exc:
+                problems.add(entry["name"], "talos_kubernetes_version", "the cluster's recorded Kubernetes %s: %s; set "
+                             "talos_kubernetes_version to move it" % (kubernetes, exc))
+        entry["config"].update(config_contract=contract, kubernetes_version=kubernetes)
+    return {"config_contract": contract, "kubernetes_version": kubernetes, "recorded": record or None,
+            "record_path": "%s/%s" % (cluster_dir, CONTRACT_RECORD),
+            "moves": bool(recorded) and contract != recorded,
+            "record": {"config_contract": contract, "kubernetes_version": kubernetes}}

@@ -36,6 +36,7 @@ SPEC_KEYS = {
     "allow_scheduling_on_control_planes": bool, "dns_domain": str, "pod_subnets": list,
     "service_subnets": list, "local_api_server_port": int, "sysctls": dict, "cni": dict,
     "registry_mirrors": dict, "node_labels": dict, "patches": list,
+    "config_contract": str, "kubernetes_components": dict,
 }
 REQUIRED_KEYS = ("name", "role", "talos_version", "cluster_name", "cluster_endpoint")
 NETWORK_KEYS = ("interface", "device_selector", "addresses", "routes", "nameservers", "vip", "dhcp")
@@ -92,6 +93,7 @@ def validate_spec(spec):
     kubernetes = spec.get("kubernetes_version")
     if kubernetes is not None and not _KUBERNETES_VERSION.match(kubernetes):
         bad("kubernetes_version", "%r is not a Kubernetes version like 1.32.4 (without a leading v)" % kubernetes)
+    _validate_contract(spec, bad)
     if spec.get("install_disk") and spec.get("install_disk_selector"):
         bad("install_disk", "set install_disk or install_disk_selector, not both")
     if spec.get("install_disk") and not spec["install_disk"].startswith("/dev/"):
@@ -139,6 +141,30 @@ def validate_spec(spec):
         if not isinstance(item, (str, dict, list)) or not item:
             bad("patches[%d]" % index, "a patch must be YAML text, a mapping or a list")
     return problems
+
+
+def _supported(version):
+    try:
+        return bool(versions.contract(version))
+    except versions.VersionError:
+        return False
+
+
+def _validate_contract(spec, bad):
+    """config_contract: not newer than the node's Talos; kubernetes_components: {component: version}."""
+    wanted = spec.get("config_contract")
+    if wanted is not None:
+        try:
+            key = versions.parse_contract(wanted)
+            if _supported(spec["talos_version"]) and key > versions.contract(spec["talos_version"]):
+                bad("config_contract", "%s is newer than talos_version %s" % (versions.contract_text(key), spec["talos_version"]))
+        except versions.VersionError as exc:
+            bad("config_contract", str(exc))
+    for component, version in (spec.get("kubernetes_components") or {}).items():
+        if component not in versions.KUBERNETES_IMAGES:
+            bad("kubernetes_components", "%r is not one of %s" % (component, ", ".join(versions.KUBERNETES_IMAGES)))
+        elif not isinstance(version, str) or not _KUBERNETES_VERSION.match(version):
+            bad("kubernetes_components.%s" % component, "%r is not a Kubernetes version like 1.32.4" % (version,))
 
 
 def _validate_network(network, role, bad):
@@ -211,6 +237,10 @@ def default_subnets(cluster_endpoint):
 def _settings(spec):
     """The spec with talosctl's defaults applied."""
     contract = versions.contract(spec["talos_version"])
+    if spec.get("config_contract"):
+        contract = versions.parse_contract(spec["config_contract"])
+    kubernetes = spec.get("kubernetes_version") or versions.default_kubernetes_version(spec["talos_version"])
+    components = spec.get("kubernetes_components") or {}
     host = _endpoint_host(spec["cluster_endpoint"])
     defaults = default_subnets(spec["cluster_endpoint"])
     disk = spec.get("install_disk")
@@ -220,7 +250,9 @@ def _settings(spec):
         "contract": contract,
         "controlplane": spec["role"] == "controlplane",
         "host": host,
-        "kubernetes": spec.get("kubernetes_version") or versions.default_kubernetes_version(spec["talos_version"]),
+        "kubernetes": kubernetes,
+        # Each component's image; upgrade-k8s moves them one at a time.
+        "images": {name: versions.kubernetes_image(name, components.get(name) or kubernetes) for name in versions.KUBERNETES_IMAGES},
         "disk": disk or None,
         "dns_domain": spec.get("dns_domain") or "cluster.local",
         "pod_subnets": list(spec.get("pod_subnets") or defaults["pod_subnets"]),
@@ -389,14 +421,13 @@ def _disk_cel(spec, settings):
 def _pre14_documents(secrets, spec, settings):
     contract, controlplane = settings["contract"], settings["controlplane"]
     certs = secrets["certs"]
-    kubernetes = settings["kubernetes"]
     machine = {
         "type": spec["role"],
         "token": secrets["trustdinfo"]["token"],
         "ca": {"crt": certs["os"]["crt"], "key": certs["os"]["key"] if controlplane else ""},
         "certSANs": list(settings["cert_sans"]),
         "kubelet": {
-            "image": "ghcr.io/siderolabs/kubelet:v%s" % kubernetes,
+            "image": settings["images"]["kubelet"],
             "defaultRuntimeSeccompProfileEnabled": True,
             "disableManifestsDirectory": True,
         },
@@ -449,7 +480,7 @@ def _pre14_documents(secrets, spec, settings):
     if controlplane:
         cluster["aggregatorCA"] = {"crt": certs["k8saggregator"]["crt"], "key": certs["k8saggregator"]["key"]}
         cluster["serviceAccount"] = {"key": certs["k8sserviceaccount"]["key"]}
-        api_server = {"image": "registry.k8s.io/kube-apiserver:v%s" % kubernetes}
+        api_server = {"image": settings["images"]["apiserver"]}
         sans = settings["cert_sans"] if contract >= (1, 12) else [settings["host"]] + settings["cert_sans"]
         if sans:
             api_server["certSANs"] = sans
@@ -458,9 +489,9 @@ def _pre14_documents(secrets, spec, settings):
         api_server["admissionControl"] = [_admission_control()]
         api_server["auditPolicy"] = _audit_policy()
         cluster["apiServer"] = api_server
-        cluster["controllerManager"] = {"image": "registry.k8s.io/kube-controller-manager:v%s" % kubernetes}
-        cluster["proxy"] = {"image": "registry.k8s.io/kube-proxy:v%s" % kubernetes}
-        cluster["scheduler"] = {"image": "registry.k8s.io/kube-scheduler:v%s" % kubernetes}
+        cluster["controllerManager"] = {"image": settings["images"]["controller_manager"]}
+        cluster["proxy"] = {"image": settings["images"]["proxy"]}
+        cluster["scheduler"] = {"image": settings["images"]["scheduler"]}
     cluster["discovery"] = {"enabled": True, "registries": {"kubernetes": {"disabled": True}, "service": {}}}
     if controlplane:
         cluster["etcd"] = {"ca": {"crt": certs["etcd"]["crt"], "key": certs["etcd"]["key"]}}
@@ -494,7 +525,6 @@ def _hostname_document(spec):
 def _v114_documents(secrets, spec, settings):
     controlplane = settings["controlplane"]
     certs = secrets["certs"]
-    kubernetes = settings["kubernetes"]
     cluster = {"token": secrets["secrets"]["bootstraptoken"]}
     if controlplane:
         cluster["etcd"] = {"ca": {"crt": certs["etcd"]["crt"], "key": certs["etcd"]["key"]}}
@@ -534,7 +564,7 @@ def _v114_documents(secrets, spec, settings):
     if controlplane and not spec.get("allow_scheduling_on_control_planes"):
         taints = {CONTROL_PLANE_LABEL: "NoSchedule"}
     documents.append(_document("KubeNodeConfig", nodeIP={}, labels=labels or None, taints=taints))
-    documents.append(_document("KubeletConfig", image="ghcr.io/siderolabs/kubelet:v%s" % kubernetes, config={}, defaultRuntimeSeccompProfileEnabled=True))
+    documents.append(_document("KubeletConfig", image=settings["images"]["kubelet"], config={}, defaultRuntimeSeccompProfileEnabled=True))
     documents.append(_document("KubeNetworkConfig", dnsDomain=settings["dns_domain"], podSubnets=settings["pod_subnets"], serviceSubnets=settings["service_subnets"]))
     if controlplane:
         documents.append(_document("KubeAPIServerCAConfig", issuingCA={"cert": _pem(certs["k8s"]["crt"]), "key": _pem(certs["k8s"]["key"])}))
@@ -564,12 +594,12 @@ def _v114_documents(secrets, spec, settings):
         "privateKey": _pem(certs["k8sserviceaccount"]["key"]), "issuerURL": spec["cluster_endpoint"],
     }))
     documents.append(_document(
-        "KubeAPIServerConfig", image="registry.k8s.io/kube-apiserver:v%s" % kubernetes,
+        "KubeAPIServerConfig", image=settings["images"]["apiserver"],
         apiPort=spec.get("local_api_server_port") or None, certExtraSANs=settings["cert_sans"] or None,
     ))
-    documents.append(_document("KubeControllerManagerConfig", image="registry.k8s.io/kube-controller-manager:v%s" % kubernetes))
-    documents.append(_document("KubeSchedulerConfig", image="registry.k8s.io/kube-scheduler:v%s" % kubernetes, config={}))
-    documents.append(_document("KubeProxyConfig", image="registry.k8s.io/kube-proxy:v%s" % kubernetes, config={}))
+    documents.append(_document("KubeControllerManagerConfig", image=settings["images"]["controller_manager"]))
+    documents.append(_document("KubeSchedulerConfig", image=settings["images"]["scheduler"], config={}))
+    documents.append(_document("KubeProxyConfig", image=settings["images"]["proxy"], config={}))
     cni = settings["cni"]
     if cni["name"] == "flannel":
         documents.append(_document("KubeFlannelCNIConfig", backendType="vxlan", backendPort=4789))

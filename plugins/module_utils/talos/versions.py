@@ -165,3 +165,48 @@ def has_lifecycle_upgrade(running):
 def same_release(running, target):
     """Whether the running tag is the target release (leading v and case aside)."""
     return normalize(running).lower() == normalize(target).lower()
+# ---- Config contract and Kubernetes components (issue 10) -------------------------------------
+
+_CONTRACT = re.compile(r"v?(\d+)\.(\d+)\Z")
+
+# The components upgrade-k8s moves, in its order, with the image repository each runs from.
+KUBERNETES_COMPONENTS = (
+    ("apiserver", "registry.k8s.io/kube-apiserver"),
+    ("controller_manager", "registry.k8s.io/kube-controller-manager"),
+    ("scheduler", "registry.k8s.io/kube-scheduler"),
+    ("proxy", "registry.k8s.io/kube-proxy"),
+    ("kubelet", "ghcr.io/siderolabs/kubelet"),
+)
+KUBERNETES_IMAGES = dict(KUBERNETES_COMPONENTS)
+
+
+def parse_contract(value):
+    """`v1.12` or `1.12` (or a whole Talos version) -> (1, 12), a supported contract; VersionError otherwise."""
+    match = _CONTRACT.match(value) if isinstance(value, str) else None
+    if match:
+        return contract("v%d.%d.0" % (int(match.group(1)), int(match.group(2))))
+    if isinstance(value, str) and _VERSION.match(value):
+        return contract(value)
+    raise VersionError("%r is not a contract like v1.12" % (value,))
+
+
+def contract_text(key):
+    return "v%d.%d" % tuple(key)
+
+
+def kubernetes_image(component, kubernetes_version):
+    return "%s:v%s" % (KUBERNETES_IMAGES[component], kubernetes_version.lstrip("v"))
+
+
+def boot_versions(nodes, running):
+    """The nodes as the boot server serves them while a Talos upgrade rolls: each with talos_version
+    the lowest version any answering node runs when that is older than its own, so a node
+    (re)provisioned mid-rollout boots what the cluster already runs. running: {ip: {stage, version}}
+    (talos_info's nodes); once every answering node runs the new version, nodes are as they are."""
+    answering = [entry["version"] for entry in (running or {}).values()
+                 if isinstance(entry, dict) and entry.get("stage") == "up" and entry.get("version")]
+    if not answering:
+        return list(nodes)
+    lowest = min(answering, key=lambda version: parse(version)[:3])
+    return [dict(node, talos_version=normalize(lowest)) if parse(lowest)[:3] < parse(node["talos_version"])[:3] else node
+            for node in nodes]

@@ -255,6 +255,14 @@ MISTAKES = {
         [EVERY_NODE + ": talos_kubernetes_version: version of Kubernetes 1.33.0 is too new to be used with Talos v1.9.4 "
          "(Talos 1.9 runs Kubernetes 1.27.0 to 1.32.x)"],
     ),
+    "config contract newer than the Talos version": (
+        {"cluster": {"talos_config_contract": "v1.12"}},
+        [EVERY_NODE + ": talos_config_contract: contract v1.12 is newer than this node's talos_version v1.9.4"],
+    ),
+    "config contract garbled": (
+        {"cluster": {"talos_config_contract": "twelve"}},
+        ["kube01: talos_config_contract: 'twelve' is not a contract like v1.12"],
+    ),
     "Kubernetes too old for the Talos version": (
         {"cluster": {"talos_version": "v1.13.2", "talos_kubernetes_version": "v1.30.9"}},
         [EVERY_NODE + ": talos_kubernetes_version: version of Kubernetes 1.30.9 is too old to be used with Talos v1.13.2 "

@@ -34,7 +34,6 @@ def node(name, role, last):
 class Lab:
     """An inventory, its rendered cluster and node doubles for each node, in one directory."""
 
-    KUBE_IP = NET + "11"  # the kube-API double's address (the first control plane's)
 
     def __init__(self, root, run_playbook, nodes):
         self.root, self.run_playbook, self.nodes = Path(root), run_playbook, nodes
@@ -74,8 +73,8 @@ class Lab:
             double = doubles.NodeDouble(entry["ip"], self.root / "node-state" / entry["name"], os_ca_key=os_key)
             self.doubles[entry["name"]] = double.start(config=self.dir / "nodes" / ("%s.yaml" % entry["name"]),
                                                       extra=(extra or {}).get(entry["name"], ()))
-        cp = next(n["name"] for n in self.nodes if n["role"] == "controlplane")
-        self.kube = doubles.KubeDouble(self.KUBE_IP, self.dir / "nodes" / ("%s.yaml" % cp), self.root / "node-state").start()
+        cp = next(n for n in self.nodes if n["role"] == "controlplane")
+        self.kube = doubles.KubeDouble(cp["ip"], self.dir / "nodes" / ("%s.yaml" % cp["name"]), self.root / "node-state").start()
         up = self.play("cluster")
         assert up.rc == 0, up.stdout
         self.secrets = bundle
