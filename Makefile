@@ -11,10 +11,10 @@ export CONTAINERS_CONF := $(abspath tests/podman/containers.conf)
 export PYTHONPATH := $(abspath collections)
 
 DEBIAN_PACKAGES := podman runc qemu-system-x86 ipxe ipxe-qemu ovmf tftpd-hpa tftp-hpa dnsmasq isc-dhcp-server kea-dhcp4-server \
-	cpio busybox-static iproute2 curl debootstrap
+	cpio busybox-static iproute2 curl debootstrap shellcheck
 MOLECULE_SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 
-.PHONY: help deps venv lint unit install-test release-lint molecule e2e test bench lab lab-site lab-reprovision lab-down clean
+.PHONY: help deps venv lint sanity unit install-test release-lint molecule e2e test bench lab lab-site lab-reprovision lab-down clean
 
 help:
 	@echo "make lab       boot the virtual lab end to end (QEMU, BIOS and UEFI machines), offline"
@@ -22,7 +22,7 @@ help:
 	@echo "make lab-site  run site.yml against the lab again (after make lab)"
 	@echo "make lab-reprovision NODES=lab-worker1  reset lab nodes and bring them back through PXE"
 	@echo "make lab-down  remove everything the lab made"
-	@echo "make test      lint, unit tests, molecule scenarios and the PXE end-to-end test"
+	@echo "make test      lint, sanity, unit tests, molecule scenarios and the PXE end-to-end test"
 	@echo "make bench     time the configs play (3, 100, 1000 nodes) and diagnose (2 and 100 nodes, some down)"
 
 deps:
@@ -43,6 +43,10 @@ venv: $(BIN)/.installed
 lint: venv
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint -q
+
+# ansible-test sanity (ansible-core 2.19, Python 3.11, local) on a copy of the work tree; see tests/sanity/run.sh.
+sanity: deps venv
+	tests/sanity/run.sh
 
 unit: venv
 	$(BIN)/pytest -q -n 2 --dist loadfile tests/unit
@@ -65,7 +69,7 @@ molecule: deps venv
 e2e: deps venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
 
-test: deps venv lint release-lint unit install-test molecule e2e
+test: deps venv lint release-lint sanity unit install-test molecule e2e
 
 # LAB_MODE=auto or online: the real matchbox image and Talos assets (see inventory/lab); default offline.
 lab: deps venv

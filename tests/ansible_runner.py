@@ -99,6 +99,7 @@ def ansible_playbook(playbook, workdir, inventory=None, extra_vars=None, check=F
         cwd=str(workdir),
         env=ansible_env(dict(env or {}, NETBOOT_RECORD_FILE=str(record))),
         capture_output=True,
+        check=False,
         text=True,
     )
     results = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []

@@ -15,6 +15,8 @@ from ansible.plugins.action import ActionBase
 try:
     from ansible_collections.netboot.talos.plugins.module_utils import inventory, requirements
     from ansible_collections.netboot.talos.plugins.module_utils.talos import identity, secrets
+    from ansible_collections.netboot.talos.plugins.module_utils import libraries
+    libraries.check()
 except ImportError as exc:  # netaddr, PyYAML or cryptography missing on the controller
     IMPORT_ERROR = exc
 else:

@@ -19,6 +19,8 @@ try:
     from ansible_collections.netboot.talos.plugins.module_utils import progress
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client, kubernetes
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
+    from ansible_collections.netboot.talos.plugins.module_utils import libraries
+    libraries.check("yaml")
 except ImportError as exc:  # PyYAML or requests missing on the controller
     IMPORT_ERROR = exc
 else:

@@ -24,8 +24,13 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import netaddr
-import yaml
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
+
+try:
+    import netaddr
+    import yaml
+except ImportError as exc:  # reported by the modules: see libraries.py
+    libraries.missing(exc)
 
 from ansible_collections.netboot.talos.plugins.module_utils.talos import config, extensions, factory, versions
 
@@ -96,6 +101,8 @@ NODE_VARIABLES = {
     "talos_config_delivery": str,
     "talos_config_withdraw": bool,
     "talos_config_contract": str,
+    "talos_extra_manifests": list,
+    "talos_inline_manifests": list,
 }
 REQUIRED = ("talos_cluster_name", "talos_cluster_endpoint", "talos_version", "talos_mac", "talos_ip")
 # Read from the inventory by the playbooks and by the talos_inventory action itself.
@@ -200,16 +207,7 @@ def parse_endpoint(value):
     return url.hostname
 
 
-def _yaml_error(exc):
-    """A PyYAML error as one line that says where: 'line 2, column 1: did not find ...'."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
-    where = "line %d, column %d: " % (mark.line + 1, mark.column + 1) if mark is not None else ""
-    context = getattr(exc, "context", None)
-    context_mark = getattr(exc, "context_mark", None)
-    if context and context_mark is not None:
-        problem += " (%s at line %d, column %d)" % (context, context_mark.line + 1, context_mark.column + 1)
-    return where + problem
+_yaml_error = config.yaml_error
 
 
 def _patches(host, variable, value, problems):
@@ -291,7 +289,7 @@ def label_problems(key, value):
 def _unquoted_mac(number):
     """The hint for a MAC that YAML 1.1 read as a base-60 number (52:54:00:50:00:11 unquoted)."""
     groups, rest = [], number
-    for _ in range(5):
+    for _unused in range(5):
         rest, group = divmod(rest, 60)
         groups.insert(0, group)
     if 0 < rest < 100:
@@ -384,6 +382,7 @@ class _NodeCheck:
         self.subnets()
         self.install()
         self.settings()
+        self.manifests = _manifests(self)
         if len(self.problems) > start:
             return None
         return self.build()
@@ -440,9 +439,9 @@ class _NodeCheck:
                 named += [("%s[%d]" % (variable, index), network, "") for index, network in _networks(values)]
             else:
                 note = " (Talos's default while %s is unset: set it to a range of its own)" % variable
-                named += [(variable, network, note) for _, network in _networks(defaults[variable[len("talos_"):]])]
+                named += [(variable, network, note) for _unused, network in _networks(defaults[variable[len("talos_"):]])]
         for position, (field, network, note) in enumerate(named):
-            for other_field, other, _ in named[:position]:
+            for other_field, other, _unused in named[:position]:
                 if network.version == other.version and network.first <= other.last and other.first <= network.last:
                     described = "the node network" if other_field == "talos_network" else other_field
                     self.bad(field, "%s%s overlaps %s %s" % (network, note, described, other))
@@ -556,7 +555,9 @@ class _NodeCheck:
             "cni": self.cni,
             "registry_mirrors": self.mirrors,
             "node_labels": {k: str(v) for k, v in (var("talos_node_labels") or {}).items()},
-            "patches": [patch for _, patch in self.patches],
+            "patches": [patch for _unused, patch in self.patches],
+            "extra_manifests": self.manifests[0],
+            "inline_manifests": self.manifests[1],
         }
         return {
             "name": self.host,
@@ -572,9 +573,75 @@ class _NodeCheck:
             "endpoint_host": self.endpoint_host,
             "delivery": self.delivery,
             "withdraw_configs": bool(var("talos_config_withdraw")) and self.delivery == "http",
-            "patch_fields": [field for field, _ in self.patches],
+            "patch_fields": [field for field, _unused in self.patches],
             "config": config,
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# First workloads: talos_extra_manifests (URLs) and talos_inline_manifests ({name, contents} or
+# {name, file} with a file on the controller), which config.py renders into control-plane configs.
+
+
+def _inline_manifest(check, index, manifest):
+    """(manifest as {name, contents}, the file it came from or None); None when it cannot be read."""
+    field = "talos_inline_manifests[%d]" % index
+    if not isinstance(manifest, dict):
+        return manifest, None
+    if ("contents" in manifest) == ("file" in manifest):
+        check.bad(field, "set contents (the manifest's YAML) or file (a path on the controller), one of them")
+        return None
+    if "contents" in manifest:
+        return manifest, None
+    path = manifest["file"]
+    if not isinstance(path, str) or not path:
+        check.bad(field + ".file", "%r is not a path" % (path,))
+        return None
+    path = os.path.abspath(os.path.expanduser(path))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            contents = handle.read()
+    except FileNotFoundError:
+        check.bad(field + ".file", "%s does not exist on the controller" % path)
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        check.bad(field + ".file", "%s cannot be read: %s" % (path, exc))
+        return None
+    return dict((key, value) for key, value in manifest.items() if key != "file") | {"contents": contents}, path
+
+
+def _manifests(check):
+    """The node's (extra manifest URLs, inline manifests as {name, contents}), every problem said."""
+    extra = [url.strip() if isinstance(url, str) else url for url in check.var("talos_extra_manifests") or []]
+    inline, origins = [], []
+    for index, manifest in enumerate(check.var("talos_inline_manifests") or []):
+        read = _inline_manifest(check, index, manifest)
+        if read is not None:
+            inline.append(read[0])
+            origins.append((index, read[1]))
+    for key, message in config.manifest_problems(extra, inline):
+        found = re.match(r"inline_manifests\[(\d+)\](.*)", key)
+        if not found:
+            check.bad("talos_" + key, message)
+            continue
+        index, path = origins[int(found.group(1))]
+        if path and found.group(2) == ".contents":
+            check.bad("talos_inline_manifests[%d].file" % index, "%s: %s" % (path, message))
+        else:
+            check.bad("talos_inline_manifests[%d]%s" % (index, found.group(2)), message)
+    return extra, inline
+
+
+def _manifests_across(entries, problems):
+    """Control planes apply the manifests at bootstrap: each must carry the same ones."""
+    controlplanes = [entry for entry in entries if entry["role"] == "controlplane"]
+    for entry in controlplanes[1:]:
+        for variable in ("extra_manifests", "inline_manifests"):
+            if entry["config"][variable] != controlplanes[0]["config"][variable]:
+                problems.add(
+                    entry["name"], "talos_" + variable,
+                    "differs from %s's: every control plane must carry the same manifests" % controlplanes[0]["name"],
+                )
 
 
 def _node(host, role, variables, problems):
@@ -608,7 +675,7 @@ def _trial_render(entries, problems, render):
             render(entry["config"])
         except ValueError as exc:
             for line in getattr(exc, "problems", None) or [str(exc)]:
-                where, _, message = line.partition(": ")
+                where, _unused, message = line.partition(": ")
                 problems.add(entry["name"], _blame(entry, where, render), message or line)
 
 
@@ -679,6 +746,7 @@ def build_nodes(hosts, memberships, clusters_dir, render=None):
     contract = None
     if entries:
         contract = _contract(hosts, entries, clusters_dir, problems)
+    _manifests_across(entries, problems)
     if render is not None and not problems:
         _trial_render(entries, problems, render)
     if problems:

@@ -57,8 +57,8 @@ class Progress:
         if seconds - self.quiet_since < self.every:
             return
         others = ["%s: %s" % (self.names[key], self.text(stages.get(key))) for key in self.names if key not in done]
-        self.emit("  waiting %d s: %d of %d %s%s" % (seconds, len(done), len(self.names), self.goal,
-                                                    "".join("; " + other for other in others)))
+        waiting = "".join("; " + other for other in others)
+        self.emit("  waiting %d s: %d of %d %s%s" % (seconds, len(done), len(self.names), self.goal, waiting))
         self.quiet_since = seconds
 
 

@@ -83,7 +83,9 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
+    from ansible_collections.netboot.talos.plugins.module_utils import libraries
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes
+    libraries.check()
 except ImportError as exc:  # PyYAML missing where the module runs
     MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
 else:

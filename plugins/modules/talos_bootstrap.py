@@ -86,8 +86,9 @@ def main():
     target = connector.secure(params["node"])
     result = dict(node=params["node"], attempts=0)
     try:
-        changed, reason, attempts = client.run(client.bootstrap_once(target, params["timeout"], params["interval"],
-                                                                    check=module.check_mode))
+        changed, reason, attempts = client.run(
+            client.bootstrap_once(target, params["timeout"], params["interval"], check=module.check_mode)
+        )
         module.exit_json(changed=changed, reason=reason, node=params["node"], attempts=attempts)
     except client.TalosApiError as exc:
         api.fail(module, exc, **result)

@@ -103,7 +103,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.netboot.talos.plugins.module_utils import files
 
 try:
+    from ansible_collections.netboot.talos.plugins.module_utils import libraries
     from ansible_collections.netboot.talos.plugins.module_utils.talos import client_config, secrets
+    libraries.check()
 except ImportError as exc:  # PyYAML or cryptography missing where the module runs
     MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
 else:

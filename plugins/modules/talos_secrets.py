@@ -87,7 +87,9 @@ from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos import versions
 
 try:
+    from ansible_collections.netboot.talos.plugins.module_utils import libraries
     from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets
+    libraries.check()
 except ImportError as exc:  # PyYAML or cryptography missing where the module runs
     MISSING_LIBRARY, IMPORT_TRACEBACK = exc.name, traceback.format_exc()
 else:

@@ -183,7 +183,7 @@ def lab_runs(request):
     assert leftovers() == [], "lab-down left these from an earlier lab"
 
     def tear_down():
-        if request.session.testsfailed > 0 or any(run.returncode for _, run in lab.runs):
+        if request.session.testsfailed > 0 or any(run.returncode for _unused, run in lab.runs):
             lab.keep_artefacts()
         down = lab.down()
         say(request, "e2e total: %.0f s" % (time.monotonic() - started))

@@ -80,6 +80,7 @@ class Installed:
             cwd=str(cwd or self.work),
             env=self.env(),
             capture_output=True,
+            check=False,
             text=True,
         )
 
@@ -94,7 +95,7 @@ def recap(proc):
     """(changed, failed) summed over the play recap."""
     counts = [(int(m.group(3)), int(m.group(5))) for m in RECAP.finditer(proc.stdout)]
     assert counts, "no play recap:\n%s\n%s" % (proc.stdout, proc.stderr)
-    return sum(c for c, _ in counts), sum(f for _, f in counts)
+    return sum(c for c, _unused1 in counts), sum(f for _unused2, f in counts)
 
 
 @pytest.fixture(scope="module")

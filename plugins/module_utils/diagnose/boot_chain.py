@@ -17,7 +17,8 @@ import shutil
 import subprocess
 import tempfile
 import urllib.error
-import urllib.request
+
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
 from ansible_collections.netboot.talos.plugins.module_utils import matchbox
 from ansible_collections.netboot.talos.plugins.module_utils.diagnose import logs
@@ -47,11 +48,11 @@ class Answer:
 def fetch(url, timeout, keep_body=True):
     """GET url; the body is hashed as it streams and kept only when asked for."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with open_url(url, timeout=timeout) as response:
             return _read(response, response.status, keep_body)
     except urllib.error.HTTPError as err:
         return _read(err, err.code, True)
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, UrlsConnectionError) as exc:
         return Answer(None, str(getattr(exc, "reason", None) or exc))
 
 

@@ -12,7 +12,8 @@ import os
 import shutil
 import tempfile
 import urllib.error
-import urllib.request
+
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
 from ansible_collections.netboot.talos.plugins.module_utils.talos import factory
 
@@ -82,7 +83,7 @@ def fetch(source, path, magic, sha256, timeout):
     try:
         with os.fdopen(fd, "wb") as target:
             if "://" in source:
-                with urllib.request.urlopen(source, timeout=timeout) as response:
+                with open_url(source, timeout=timeout) as response:
                     shutil.copyfileobj(response, target, CHUNK)
             else:
                 with open(source, "rb") as handle:
@@ -141,6 +142,6 @@ def provide(dest, nodes, base_url, local_dir=None, checksums=None, timeout=60, c
             os.makedirs(os.path.dirname(path), mode=DIRECTORY_MODE, exist_ok=True)
             fetch(source, path, magic, sha256, timeout)
             fetched.append(path)
-        except (OSError, ValueError, urllib.error.URLError) as exc:
+        except (OSError, ValueError, urllib.error.URLError, UrlsConnectionError) as exc:
             failures.append("%s from %s: %s" % (relative, source, getattr(exc, "reason", None) or exc))
     return fetched, present, failures

@@ -13,7 +13,12 @@ from __future__ import annotations
 import base64
 import datetime
 
-import yaml
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
+
+try:
+    import yaml
+except ImportError as exc:  # reported by the modules: see libraries.py
+    libraries.missing(exc)
 
 from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos import pki, secrets, yamlv3

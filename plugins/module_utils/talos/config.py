@@ -18,6 +18,12 @@ import os
 import re
 from urllib.parse import urlsplit
 
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
+
+try:
+    import yaml
+except ImportError as exc:  # reported by the modules: see libraries.py
+    libraries.missing(exc)
 
 from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos import patch as patching
@@ -37,6 +43,7 @@ SPEC_KEYS = {
     "service_subnets": list, "local_api_server_port": int, "sysctls": dict, "cni": dict,
     "registry_mirrors": dict, "node_labels": dict, "patches": list,
     "config_contract": str, "kubernetes_components": dict,
+    "extra_manifests": list, "inline_manifests": list,
 }
 REQUIRED_KEYS = ("name", "role", "talos_version", "cluster_name", "cluster_endpoint")
 NETWORK_KEYS = ("interface", "device_selector", "addresses", "routes", "nameservers", "vip", "dhcp")
@@ -140,6 +147,8 @@ def validate_spec(spec):
     for index, item in enumerate(spec.get("patches") or []):
         if not isinstance(item, (str, dict, list)) or not item:
             bad("patches[%d]" % index, "a patch must be YAML text, a mapping or a list")
+    for key, message in manifest_problems(spec.get("extra_manifests") or [], spec.get("inline_manifests") or []):
+        bad(key, message)
     return problems
 
 
@@ -495,6 +504,7 @@ def _pre14_documents(secrets, spec, settings):
     cluster["discovery"] = {"enabled": True, "registries": {"kubernetes": {"disabled": True}, "service": {}}}
     if controlplane:
         cluster["etcd"] = {"ca": {"crt": certs["etcd"]["crt"], "key": certs["etcd"]["key"]}}
+        cluster.update(_v1alpha1_manifests(spec))
         if spec.get("allow_scheduling_on_control_planes"):
             cluster["allowSchedulingOnControlPlanes"] = True
 
@@ -565,7 +575,9 @@ def _v114_documents(secrets, spec, settings):
         taints = {CONTROL_PLANE_LABEL: "NoSchedule"}
     documents.append(_document("KubeNodeConfig", nodeIP={}, labels=labels or None, taints=taints))
     documents.append(_document("KubeletConfig", image=settings["images"]["kubelet"], config={}, defaultRuntimeSeccompProfileEnabled=True))
-    documents.append(_document("KubeNetworkConfig", dnsDomain=settings["dns_domain"], podSubnets=settings["pod_subnets"], serviceSubnets=settings["service_subnets"]))
+    documents.append(_document(
+        "KubeNetworkConfig", dnsDomain=settings["dns_domain"], podSubnets=settings["pod_subnets"], serviceSubnets=settings["service_subnets"],
+    ))
     if controlplane:
         documents.append(_document("KubeAPIServerCAConfig", issuingCA={"cert": _pem(certs["k8s"]["crt"]), "key": _pem(certs["k8s"]["key"])}))
     else:
@@ -604,9 +616,117 @@ def _v114_documents(secrets, spec, settings):
     if cni["name"] == "flannel":
         documents.append(_document("KubeFlannelCNIConfig", backendType="vxlan", backendPort=4789))
     documents.append(_document("KubeCoreDNSConfig", enabled=True))
+    cni_names = []
     if cni["name"] == "custom":
         for index, url in enumerate(cni["urls"]):
-            documents.append(_document("KubeExternalManifestConfig", name="custom-cni" if index == 0 else "custom-cni-%d" % index, url=url))
+            cni_names.append("custom-cni" if index == 0 else "custom-cni-%d" % index)
+            documents.append(_document("KubeExternalManifestConfig", name=cni_names[-1], url=url))
+    return documents + _manifest_documents(spec, cni_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# First workloads: extra (URL) and inline manifests that Talos applies at bootstrap, control planes only.
+# Before 1.14 they are cluster.extraManifests / cluster.inlineManifests of the v1alpha1 document; 1.14
+# gives each one a document of its own (KubeExternalManifestConfig, KubeInlineManifestConfig), named.
+
+_MANIFEST_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+INLINE_MANIFEST_KEYS = ("name", "contents")
+
+
+def yaml_error(exc):
+    """A PyYAML error as one line that says where: 'line 2, column 1: did not find ...'."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
+    where = "line %d, column %d: " % (mark.line + 1, mark.column + 1) if mark is not None else ""
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        problem += " (%s at line %d, column %d)" % (context, context_mark.line + 1, context_mark.column + 1)
+    return where + problem
+
+
+def _manifest_documents_problem(contents):
+    """Why contents is not a Kubernetes manifest (YAML documents, each with apiVersion and kind), or None."""
+    try:
+        documents = [document for document in yaml.safe_load_all(contents) if document is not None]
+    except yaml.YAMLError as exc:
+        return "not valid YAML: %s" % yaml_error(exc)
+    if not documents:
+        return "holds no YAML document"
+    for index, document in enumerate(documents):
+        if not isinstance(document, dict) or not document.get("apiVersion") or not document.get("kind"):
+            return "document %d is not a Kubernetes object (a mapping with apiVersion and kind)" % (index + 1)
+    return None
+
+
+def manifest_problems(extra, inline):
+    """(key, message) for every problem of extra manifest URLs and inline manifests ({name, contents})."""
+    problems = []
+    for index, url in enumerate(extra):
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            problems.append(("extra_manifests[%d]" % index, "%r is not an http(s) URL" % (url,)))
+        elif url in extra[:index]:
+            problems.append(("extra_manifests[%d]" % index, "%s is listed more than once" % url))
+    names = []
+    for index, manifest in enumerate(inline):
+        key = "inline_manifests[%d]" % index
+        if not isinstance(manifest, dict):
+            problems.append((key, "must be a mapping with name and contents"))
+            continue
+        unknown = sorted(set(manifest) - set(INLINE_MANIFEST_KEYS))
+        if unknown:
+            problems.append((key, "unknown keys %s (known: %s)" % (", ".join(map(str, unknown)), ", ".join(INLINE_MANIFEST_KEYS))))
+        name = manifest.get("name")
+        if not isinstance(name, str) or len(name) > 253 or not _MANIFEST_NAME.match(name):
+            problems.append((key + ".name", "%r is not a manifest name: lower-case letters, digits, '-' and '.' (a DNS subdomain)" % (name,)))
+        elif name in names:
+            problems.append((key + ".name", "%s is the name of another inline manifest: names must be unique" % name))
+        names.append(name)
+        contents = manifest.get("contents")
+        problem = _manifest_documents_problem(contents) if isinstance(contents, str) else "must be a string (the manifest's YAML)"
+        if problem:
+            problems.append((key + ".contents", problem))
+    return problems
+
+
+def external_manifest_names(urls, taken=()):
+    """A unique document name for each URL (1.14): its file name without .yaml, e.g. install for .../install.yaml."""
+    names, used = [], set(taken)
+    for url in urls:
+        base = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1].lower()
+        base = re.sub(r"\.(ya?ml|json)\Z", "", base)
+        base = re.sub(r"[^a-z0-9.-]+", "-", base).strip("-.")[:60].strip("-.") or "manifest"
+        name, number = base, 2
+        while name in used:
+            name, number = "%s-%d" % (base, number), number + 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def _trimmed(contents):
+    # Talos decodes inlineManifests contents with leading tabs and newlines trimmed: write them so.
+    return contents.lstrip("\t\n\v\f\r")
+
+
+def _v1alpha1_manifests(spec):
+    fields = {}
+    if spec.get("extra_manifests"):
+        fields["extraManifests"] = list(spec["extra_manifests"])
+    if spec.get("inline_manifests"):
+        fields["inlineManifests"] = [{"name": m["name"], "contents": _trimmed(m["contents"])} for m in spec["inline_manifests"]]
+    return fields
+
+
+def _manifest_documents(spec, taken):
+    urls = spec.get("extra_manifests") or []
+    documents = [
+        _document("KubeExternalManifestConfig", name=name, url=url)
+        for name, url in zip(external_manifest_names(urls, taken), urls)
+    ]
+    documents += [
+        _document("KubeInlineManifestConfig", name=m["name"], manifest=m["contents"]) for m in spec.get("inline_manifests") or []
+    ]
     return documents
 
 
@@ -719,7 +839,7 @@ def ensure_configs(secrets_path, dest, nodes, check_mode=False, want_diff=False)
                 diffs.append({"before_header": path, "after_header": path, "before": before, "after": redact(content.decode("utf-8"), bundle)})
     return {
         "changed": changed or bool(changed_nodes),
-        "rendered": [name for name, _ in rendered],
+        "rendered": [name for name, _unused in rendered],
         "changed_nodes": changed_nodes,
         "diff": diffs,
     }

@@ -213,7 +213,7 @@ class _Cmdline:
 
 def _parse(arguments):
     for argument in " ".join(arguments).split():
-        key, _, value = argument.partition("=")
+        key, _unused, value = argument.partition("=")
         yield key, value
 
 
@@ -224,4 +224,3 @@ def _string_list(value, field):
         if not isinstance(item, str) or not item:
             raise FactoryError("%s: %r is not a non-empty string" % (field, item))
     return list(value)
-

@@ -18,7 +18,12 @@ import json
 import re
 from urllib.parse import urlsplit
 
-import yaml
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
+
+try:
+    import yaml
+except ImportError as exc:  # reported by the modules: see libraries.py
+    libraries.missing(exc)
 
 from ansible_collections.netboot.talos.plugins.module_utils.talos import validation, yamlv3
 
@@ -82,7 +87,7 @@ def load(patch, contract=None):
 def _refuse_duplicates(documents, lines):
     # Before 1.14 a patch is loaded as a machine config, where a document may appear only once.
     seen = set()
-    for index, (_, document) in enumerate(documents):
+    for index, (_unused, document) in enumerate(documents):
         if document is None:
             continue
         identity = (document.get("apiVersion") or "", document.get("kind") or "v1alpha1", document.get("name") or "")
@@ -672,7 +677,7 @@ def _reorder(value, schema):
         return value
     if schema[0] == "map":
         return yamlv3.sort_keys({key: _reorder(item, schema[1]) for key, item in value.items()})
-    _, order, children = schema
+    _unused, order, children = schema
     result = {key: _reorder(value[key], children.get(key)) for key in order if key in value}
     result.update((key, item) for key, item in value.items() if key not in result)
     return result
@@ -703,7 +708,7 @@ def _unknown_keys(value, schema, path, problems):
         for key, item in value.items():
             _unknown_keys(item, schema[1], "%s.%s" % (path, key), problems)
         return
-    _, order, children = schema
+    _unused, order, children = schema
     for key, item in value.items():
         if key not in order:
             problems.append("unknown field %s.%s" % (path, key) if path else "unknown field %s" % key)

@@ -13,11 +13,18 @@ import datetime
 import os
 import secrets
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
+
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
+    CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
+except ImportError as exc:  # reported by the modules: see libraries.py
+    libraries.missing(exc)
 
 CA_VALIDITY = datetime.timedelta(hours=87600)  # secrets.CAValidityTime: 10 years
 SERIAL_LIMIT = 1 << 128
@@ -28,8 +35,6 @@ ED25519 = "ed25519"
 ECDSA = "ecdsa"  # always P-256
 RSA = "rsa"
 
-SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
-CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 
 _ED25519_LABEL = b"ED25519 PRIVATE KEY"
 _PKCS8_LABEL = b"PRIVATE KEY"

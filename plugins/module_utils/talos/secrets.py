@@ -13,7 +13,12 @@ import base64
 import os
 import re
 
-import yaml
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
+
+try:
+    import yaml
+except ImportError as exc:  # reported by the modules: see libraries.py
+    libraries.missing(exc)
 
 from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos import pki, yamlv3
@@ -240,7 +245,7 @@ def validate(bundle):
     else:
         _check_secret(sections["secrets"][present[0]], "secrets." + present[0], problems)
     certs = sections["certs"]
-    for name, _, _ in CERTIFICATE_AUTHORITIES:
+    for name, _unused1, _unused2 in CERTIFICATE_AUTHORITIES:
         _check_authority(certs, name, problems)
     service_account = certs.get("k8sserviceaccount")
     if not isinstance(service_account, dict):
@@ -281,7 +286,7 @@ def os_ca(bundle):
 def describe(bundle):
     """Facts about a valid bundle that are safe to show: CA subjects, expiry dates, the OS CA's fingerprint."""
     facts = {}
-    for name, _, _ in CERTIFICATE_AUTHORITIES:
+    for name, _unused1, _unused2 in CERTIFICATE_AUTHORITIES:
         certificate = pki.load_certificate(base64.b64decode(bundle["certs"][name]["crt"]))
         facts[name] = {
             "subject": certificate.subject.rfc4514_string(),

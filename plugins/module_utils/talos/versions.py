@@ -47,7 +47,7 @@ def parse(version):
 
 def contract(version):
     """The version contract (major, minor) of a supported Talos version: `v1.9.4` -> (1, 9)."""
-    major, minor, _, _ = parse(version)
+    major, minor, _unused1, _unused2 = parse(version)
     if (major, minor) not in SUPPORTED_CONTRACTS:
         raise VersionError(
             "Talos version %r is not supported (supported: %s)"

@@ -203,7 +203,7 @@ def _literal(value, indent, parent_indent):
 
 def _go_float(value):
     """strconv.FormatFloat(value, 'g', -1, 64) plus yaml.v3's spellings of infinity and NaN."""
-    if value != value:
+    if math.isnan(value):
         return ".nan"
     if value in (float("inf"), float("-inf")):
         return ".inf" if value > 0 else "-.inf"

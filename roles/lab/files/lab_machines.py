@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Lab tool of the netboot.talos virtual lab (roles/lab): not part of the collection's API.
 """Network-boot the lab's QEMU machines, "install" each one as a Talos node double, keep them.
 
@@ -87,7 +86,7 @@ def container_log(engine, container, since):
                             capture_output=True, text=True, check=False)
     lines = []
     for line in (result.stdout + result.stderr).splitlines():
-        stamp, _, rest = line.partition(" ")
+        stamp, _unused, rest = line.partition(" ")
         try:
             # 2026-11-23T21:40:03.123456789Z or ...+00:00: keep microseconds for fromisoformat
             stamp = re.sub(r"(\.\d{6})\d+", r"\1", stamp).replace("Z", "+00:00")
@@ -144,9 +143,9 @@ class Machine:
     def refused(self):
         """matchbox answered 404 (no group/profile) to this machine's /ipxe request."""
         lines = container_log(self.params["container_engine"], self.params["matchbox_container"], self.start)
-        for index, (_, text) in enumerate(lines):
+        for index, (_unused, text) in enumerate(lines):
             if "HTTP GET /ipxe?" in text and self.mac.replace(":", "-") in text.lower():
-                if any(NO_MATCH.search(later) for _, later in lines[index + 1:index + 3]):
+                if any(NO_MATCH.search(later) for _unused, later in lines[index + 1:index + 3]):
                     return True
         return False
 
@@ -195,7 +194,7 @@ class Machine:
     def steps(self):
         """The stand-in's NBT-STEP lines: {step: {field: value}} (first of each)."""
         steps = {}
-        for _, text in self.serial:
+        for _unused, text in self.serial:
             match = STEP.search(text)
             if match:
                 steps.setdefault(match.group(1), dict(FIELD.findall(match.group(2))))
@@ -316,13 +315,13 @@ def words(values):
 
 def summary(report, timeline=True):
     """The report's lines for one boot; timeline adds one line per DHCP, TFTP, HTTP and serial event."""
-    lines = ["== %s: %s, MAC %s, %s%s" % (report["name"], report["firmware"].upper(), report["mac"],
-                                         EXPECTATIONS[report["expect"]], ", boot %d" % report["boot"] if report["boot"] > 1 else "")]
+    boot = ", boot %d" % report["boot"] if report["boot"] > 1 else ""
+    lines = ["== %s: %s, MAC %s, %s%s" % (report["name"], report["firmware"].upper(), report["mac"], EXPECTATIONS[report["expect"]], boot)]
     counts = report["requests"]
     lines.append("   %s after %.1f s (requests: DHCP %d, TFTP %d, HTTP %d)"
                  % (report["ending"], report["boot_seconds"], counts["dhcp"], counts["tftp"], counts["http"]))
-    lines.append("   lease %s; DHCP boot file %s; TFTP %s" % (report["lease"] or "none", words(report["dhcp_boot_files"]),
-                                                             words(report["tftp_files"])))
+    lines.append("   lease %s; DHCP boot file %s; TFTP %s" % (
+        report["lease"] or "none", words(report["dhcp_boot_files"]), words(report["tftp_files"])))
     lines.append("   iPXE %s%s" % (words(report["ipxe_scripts"]), " -> 404 (no group)" if report["refused"] else ""))
     lines.append("   kernel %s; initrd %s" % (report["kernel"] or "none", report["initrd"] or "none"))
     config = report["config"]
@@ -346,8 +345,8 @@ def problems(report):
                          % (name, expected["hostname"], expected["machine_type"], json.dumps(config)))
     elif report["expect"] == "maintenance":
         if config is not None or report["config_requests"] or not report["config_missing"]:
-            wrong.append("%s: api delivery, yet %s" % (name, "it fetched a config" if config or report["config_requests"]
-                                                        else "its boot did not reach the config step"))
+            seen = "it fetched a config" if config or report["config_requests"] else "its boot did not reach the config step"
+            wrong.append("%s: api delivery, yet %s" % (name, seen))
     elif config is not None or not report["refused"]:
         wrong.append("%s: not in the inventory, yet got %s" % (name, "a config" if config is not None else "no 404 from /ipxe"))
     install = report.get("install")
@@ -392,7 +391,7 @@ class Lab:
         self.resets = {}  # name -> Reset requests its double had when it started
         self.kube = None
         endpoint = params["cluster_endpoint"].split("://", 1)[-1].rstrip("/")
-        self.kube_host, _, port = endpoint.rpartition(":")
+        self.kube_host, _unused, port = endpoint.rpartition(":")
         self.kube_port = int(port or 6443)
         self.addresses = set()
 
@@ -732,7 +731,7 @@ def main():
     elif command == "report" and len(sys.argv) in (3, 4):
         command_report(sys.argv[2], float(sys.argv[3]) if len(sys.argv) == 4 else 900)
     else:
-        sys.exit(__doc__.split("\n\n")[0])
+        sys.exit(__doc__.split("\n\n", maxsplit=1)[0])
 
 
 if __name__ == "__main__":

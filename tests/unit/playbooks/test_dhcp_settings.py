@@ -72,7 +72,7 @@ def printed_block(run):
 def normalised_settings(tmp_path_factory):
     """The settings written for the example cluster with its MACs in other notations."""
     tmp_path = tmp_path_factory.mktemp("dhcp_settings")
-    path = inventory(tmp_path, **{host: {"talos_mac": raw, "talos_ip": "10.0.50.7%s" % host[-1]} for host, (raw, _) in MACS.items()})
+    path = inventory(tmp_path, **{host: {"talos_mac": raw, "talos_ip": "10.0.50.7%s" % host[-1]} for host, (raw, _unused) in MACS.items()})
     run = ansible_playbook(PLAYBOOK, tmp_path, inventory=path)
     assert run.rc == 0, run.stdout + run.stderr
     return settings_file(tmp_path).read_text()
@@ -129,11 +129,11 @@ def test_every_section_carries_each_node_in_normalised_form(normalised_settings,
     if name in ("OPNsense", "pfSense"):
         assert "one per reservation above" in body
     else:
-        for host, (_, normal) in MACS.items():
+        for host, (_unused, normal) in MACS.items():
             lines = [line for line in body.splitlines() if normal in line]
             assert len(lines) == 1 and "10.0.50.7%s" % host[-1] in lines[0] and host in lines[0], (host, body)
     reservations = normalised_settings.split("\n\n== ")[0]
-    for host, (_, normal) in MACS.items():
+    for host, (_unused, normal) in MACS.items():
         assert re.search(r"^  %s +%s +10\.0\.50\.7%s$" % (host, normal, host[-1]), reservations, re.M), reservations
 
 
@@ -210,7 +210,7 @@ SERVERS = {
 
 
 def server_config(name, body, directory, interface=None):
-    check, _, wrap = SERVERS[name]
+    check, _unused, wrap = SERVERS[name]
     if not shutil.which(check[0]):
         pytest.fail("%s is not installed: `make deps` installs it (DEBIAN_PACKAGES)" % check[0])
     config = directory / ("%s.conf" % check[0])
@@ -220,7 +220,7 @@ def server_config(name, body, directory, interface=None):
 
 def server_check(name, body, tmp_path):
     config = server_config(name, body, tmp_path)
-    proc = subprocess.run([part.format(config=config) for part in SERVERS[name][0]], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([part.format(config=config) for part in SERVERS[name][0]], capture_output=True, text=True, timeout=60, check=False)
     return proc.returncode, proc.stdout + proc.stderr, config.read_text()
 
 
@@ -272,7 +272,7 @@ def link():
         yield server, client
     finally:
         for namespace in (server, client):
-            subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
 
 
 def in_namespace(namespace, make):

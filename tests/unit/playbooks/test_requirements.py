@@ -124,13 +124,15 @@ def test_site_validates_once_and_every_playbook_reuses_it(run_playbook, tmp_path
     )
     seen = validations(run)
     tasks = [e["task"].split(" : ")[-1] for e in seen]
-    assert tasks == [SITE_VALIDATION, "Validate every node of the inventory", "Validate every node of the inventory", "Validate the inventory's nodes"], run.stdout
+    validated = "Validate every node of the inventory"
+    assert tasks == [SITE_VALIDATION, validated, validated, "Validate the inventory's nodes"], run.stdout
     assert [e["result"]["reused"] for e in seen] == [False, True, True, True]
     assert seen[0]["result"]["checked"]["require"] == ["boot_server", "matchbox_url"]
     assert all(e["result"]["nodes"] == seen[0]["result"]["nodes"] for e in seen)
     # The run went on past every validation: configs written and published, then the first control plane was waited for.
     assert (tmp_path / "matchbox" / "groups" / "kube01.json").exists(), run.stdout
-    assert run.task("Wait until the first control plane is up and bootstrap etcd on it at once")["status"] == "failed"  # nothing listens on the loopback addresses
+    # nothing listens on the loopback addresses
+    assert run.task("Wait until the first control plane is up and bootstrap etcd on it at once")["status"] == "failed"
 
 
 def test_an_earlier_result_is_reused_only_when_it_checked_at_least_as_much(run_playbook, tmp_path):
@@ -144,10 +146,10 @@ def test_an_earlier_result_is_reused_only_when_it_checked_at_least_as_much(run_p
     ]
     plays = [{"name": "validate", "hosts": "localhost", "gather_facts": False, "tasks": [
         {"name": tasks[0][0], "netboot.talos.talos_inventory": tasks[0][1], "register": "talos_inventory"}
-    ] + [{"name": name, "netboot.talos.talos_inventory": args} for name, args, _ in tasks[1:]]}]
+    ] + [{"name": name, "netboot.talos.talos_inventory": args} for name, args, _unused in tasks[1:]]}]
     run = run_playbook(plays, inventory=inventory(tmp_path))
     assert run.rc == 0, run.stdout
-    assert [run.task(name)["result"]["reused"] for name, _, _ in tasks] == [reused for _, _, reused in tasks]
+    assert [run.task(name)["result"]["reused"] for name, _unused1, _unused2 in tasks] == [reused for _unused3, _unused4, reused in tasks]
 
 
 @pytest.mark.parametrize("withdraw, reused", [(False, [False, True, False, True]), (True, [False, False, False, True])])

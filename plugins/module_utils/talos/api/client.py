@@ -37,7 +37,12 @@ except ImportError:  # reported by the modules through missing_required_lib
     HAS_GRPCLIB = False
     CodecBase = object
 
-import yaml
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
+
+try:
+    import yaml
+except ImportError as exc:  # reported by the modules: see libraries.py
+    libraries.missing(exc)
 
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import messages as m
 
@@ -242,7 +247,7 @@ def split_endpoint(endpoint, default_port=API_PORT):
     """'10.0.0.2' or '10.0.0.2:50000' or '[fd00::2]:50000' -> (host, port)."""
     endpoint = str(endpoint)
     if endpoint.startswith("["):
-        host, _, rest = endpoint[1:].partition("]")
+        host, _unused, rest = endpoint[1:].partition("]")
         return host, int(rest[1:]) if rest.startswith(":") else default_port
     if endpoint.count(":") == 1:
         host, port = endpoint.split(":")

@@ -12,7 +12,12 @@ import shutil
 import tempfile
 import time
 
-import yaml
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
+
+try:
+    import yaml
+except ImportError as exc:  # reported by the modules: see libraries.py
+    libraries.missing(exc)
 
 try:
     import requests
@@ -203,7 +208,7 @@ COLUMNS = [("NAME", "name"), ("STATUS", "status"), ("ROLES", "roles"), ("AGE", "
 
 def table(rows):
     """Lines laid out like kubectl: columns padded to the widest cell plus three spaces."""
-    cells = [[title for title, _ in COLUMNS]] + [[row[key] for _, key in COLUMNS] for row in rows]
+    cells = [[title for title, _unused1 in COLUMNS]] + [[row[key] for _unused2, key in COLUMNS] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
     return ["   ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
 

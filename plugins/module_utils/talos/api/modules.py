@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import copy
 import os
+import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 
 CONNECTION_OPTIONS = dict(
@@ -26,6 +28,10 @@ def argument_spec(**options):
 
 
 def check_requirements(module):
+    try:
+        libraries.check("yaml")  # cryptography is optional for the client
+    except ImportError as exc:
+        module.fail_json(msg=missing_required_lib(exc.name), exception=traceback.format_exc())
     if not client.HAS_GRPCLIB:
         module.fail_json(msg=missing_required_lib("grpclib"))
 

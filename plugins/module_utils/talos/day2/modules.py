@@ -13,7 +13,9 @@ from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import plan as planning
-from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import rollout  # noqa: F401 (for talos_rollout)
+# rollout is imported for talos_rollout, which reaches it through this module.
+from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import rollout  # noqa: F401 pylint: disable=unused-import
+
 
 def read_staged(path):
     if not path:

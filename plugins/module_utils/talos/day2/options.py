@@ -8,6 +8,7 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.netboot.talos.plugins.module_utils import libraries
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 
 APPLY_MODES = ("auto", "no_reboot", "reboot", "staged")
@@ -33,6 +34,7 @@ def load(module):
     fails the module naming the library when PyYAML or cryptography is missing."""
     try:
         from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import modules as day2
+        libraries.check()
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib(exc.name), exception=traceback.format_exc())
     return day2

@@ -64,7 +64,7 @@ def config_digest(data):
 
 def split_details(details):
     """(summary, diff) of a dry run's mode_details; diff is '' when Talos says No changes."""
-    summary, _, diff = details.partition(DIFF_MARKER)
+    summary, _unused, diff = details.partition(DIFF_MARKER)
     diff = diff.strip("\n")
     return summary.strip(), "" if diff == NO_CHANGES else diff + "\n"
 

@@ -31,7 +31,10 @@ NODES = {
 def inventory(cluster=None, nodes=None, controlplane=("kube01", "kube02", "kube03"), workers=("kube04",), loose=()):
     """An inventory dict: three control planes and a worker unless told otherwise."""
     nodes = nodes if nodes is not None else copy.deepcopy(NODES)
-    hosts = lambda names: {name: nodes[name] for name in names}  # noqa: E731
+
+    def hosts(names):
+        return {name: nodes[name] for name in names}
+
     return {
         "all": {
             "vars": dict(CLUSTER_VARS, **(cluster or {})),

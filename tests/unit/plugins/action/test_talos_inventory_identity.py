@@ -119,7 +119,9 @@ ALLOWED = {
     "1.11 extra accepted CAs": ("v1.11.5", [{"machine": {"acceptedCAs": [{"crt": B64}]}}]),
     "1.14 extra accepted Kubernetes CA on a worker": ("v1.14.0", [typed("KubeAPIServerCAConfig", "acceptedCAs:\n  - x\n")]),
     "1.12 sysctls and a kubelet mount": (
-        "v1.12.0", [{"machine": {"sysctls": {"vm.swappiness": "1"}, "kubelet": {"extraMounts": [{"destination": "/var/x", "type": "bind", "source": "/var/x", "options": ["bind", "rw"]}]}}}],
+        "v1.12.0", [{"machine": {"sysctls": {"vm.swappiness": "1"}, "kubelet": {"extraMounts": [
+            {"destination": "/var/x", "type": "bind", "source": "/var/x", "options": ["bind", "rw"]},
+        ]}}}],
     ),
 }
 

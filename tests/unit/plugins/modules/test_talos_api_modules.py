@@ -76,7 +76,7 @@ def test_wait_notices_a_node_coming_up_and_fails_per_node_on_timeout(cluster, ru
     thread.join()
     assert run.rc == 0, run.stdout
     w1 = run.task("talos_info")["result"]["nodes"][W1]
-    assert w1["reached"] and [stage for _, stage in w1["history"]] == ["down", "up"]
+    assert w1["reached"] and [stage for _unused, stage in w1["history"]] == ["down", "up"]
     print("\ndetection latency: node double listening -> wait noticed it: %.2fs" % (w1["reached_at"] - started["at"]))
 
     run = run_playbook(local_play([task("talos_info", talosconfig=str(cluster.talosconfig), nodes=[CP, W2], wait_for="up", timeout=2)]))
@@ -309,7 +309,7 @@ def test_info_through_an_endpoint_reports_what_apid_relayed(cluster, run_playboo
     run = run_playbook(local_play([wait]), workdir=tmp_path / "wait")
     thread.join()
     assert run.rc == 0, run.stdout
-    assert [stage for _, stage in run.task("talos_info")["result"]["nodes"][W2]["history"]] == ["error", "up"]
+    assert [stage for _unused, stage in run.task("talos_info")["result"]["nodes"][W2]["history"]] == ["error", "up"]
 
 
 @pytest.mark.parametrize("mode, words", [("staged", "staged"), ("no_reboot", "no-reboot")])

@@ -81,8 +81,8 @@ def test_second_run_keeps_the_certificate_and_endpoint_change_too(run_playbook, 
     moved = run_playbook(local_play([task(bundle_path, path, endpoints=["10.0.60.1"], nodes=["10.0.60.2"])]))
     assert moved.rc == 0 and moved.changed == 1, moved.stdout
     assert moved.task("talosconfig")["result"]["renewed"] is False
-    _, before = context_of_bytes(first)
-    _, after = context_of(path)
+    _unused, before = context_of_bytes(first)
+    _unused, after = context_of(path)
     assert after["endpoints"] == ["10.0.60.1"] and after["nodes"] == ["10.0.60.2"]
     assert (after["crt"], after["key"]) == (before["crt"], before["key"])
 
@@ -96,14 +96,14 @@ def test_expiring_certificate_is_renewed(run_playbook, tmp_path, bundle_path):
     path = tmp_path / "talosconfig"
     run = run_playbook(local_play([task(bundle_path, path, validity_days=10, renew_days=5)]))
     assert run.rc == 0, run.stdout + run.stderr
-    _, short = context_of(path)
+    _unused, short = context_of(path)
     assert client_certificate(short).not_valid_after_utc - client_certificate(short).not_valid_before_utc == datetime.timedelta(days=10)
     kept = run_playbook(local_play([task(bundle_path, path, validity_days=10, renew_days=5)]))
     assert kept.changed == 0
 
     renewed = run_playbook(local_play([task(bundle_path, path)]))  # 10 days left < renew_days 30
     assert renewed.rc == 0 and renewed.task("talosconfig")["result"]["renewed"] is True
-    _, fresh = context_of(path)
+    _unused, fresh = context_of(path)
     assert fresh["crt"] != short["crt"] and fresh["key"] != short["key"]
     assert client_certificate(fresh).not_valid_after_utc - client_certificate(fresh).not_valid_before_utc == datetime.timedelta(days=365)
 
@@ -113,7 +113,7 @@ def test_other_roles_or_another_ca_get_a_new_certificate(run_playbook, tmp_path,
     assert run_playbook(local_play([task(bundle_path, path)])).rc == 0
     roles = run_playbook(local_play([task(bundle_path, path, roles=["os:reader", "os:etcd:backup"])]))
     assert roles.rc == 0 and roles.task("talosconfig")["result"]["renewed"] is True
-    _, entry = context_of(path)
+    _unused, entry = context_of(path)
     assert pki.organizations(client_certificate(entry)) == ["os:etcd:backup", "os:reader"]  # sorted, as Talos
 
     # a new bundle (new OS CA) at the same path: the old certificate no longer chains
@@ -121,8 +121,8 @@ def test_other_roles_or_another_ca_get_a_new_certificate(run_playbook, tmp_path,
     assert run_playbook(local_play([{"netboot.talos.talos_secrets": {"path": str(other)}}])).rc == 0
     moved = run_playbook(local_play([task(other, path, roles=["os:reader", "os:etcd:backup"])]))
     assert moved.rc == 0 and moved.task("talosconfig")["result"]["renewed"] is True
-    _, entry = context_of(path)
-    ca, _ = secrets.os_ca(secrets.load(str(other)))
+    _unused, entry = context_of(path)
+    ca, _unused = secrets.os_ca(secrets.load(str(other)))
     assert pki.signed_by(client_certificate(entry), ca)
 
 
@@ -135,7 +135,7 @@ def test_ecdsa_os_ca_gives_an_ecdsa_client_certificate(run_playbook, tmp_path, b
     path = tmp_path / "talosconfig"
     run = run_playbook(local_play([task(bundle_path, path)]))
     assert run.rc == 0, run.stdout + run.stderr
-    _, entry = context_of(path)
+    _unused, entry = context_of(path)
     assert isinstance(client_certificate(entry).public_key(), ec.EllipticCurvePublicKey)
     assert base64.b64decode(entry["key"]).startswith(b"-----BEGIN EC PRIVATE KEY-----")
     client_certificate(entry).verify_directly_issued_by(ca)
@@ -143,7 +143,9 @@ def test_ecdsa_os_ca_gives_an_ecdsa_client_certificate(run_playbook, tmp_path, b
 
 def test_other_contexts_are_kept(run_playbook, tmp_path, bundle_path):
     path = tmp_path / "talosconfig"
-    path.write_text("context: home\ncontexts:\n    home:\n        endpoints:\n            - 192.0.2.1\n        ca: Y2E=\n        crt: Y3J0\n        key: a2V5\n")
+    path.write_text(
+        "context: home\ncontexts:\n    home:\n        endpoints:\n            - 192.0.2.1\n        ca: Y2E=\n        crt: Y3J0\n        key: a2V5\n"
+    )
     run = run_playbook(local_play([task(bundle_path, path)]))
     assert run.rc == 0, run.stdout + run.stderr
     document = yaml.safe_load(path.read_text())

@@ -49,9 +49,9 @@ OUTCOMES = {
 
 
 def test_patch_rules_show_in_the_written_configs(run_playbook, shared_dir, tmp_path):
-    run, dest = render(run_playbook, shared_dir, tmp_path, [node(name, version, patches) for name, (version, patches, _) in OUTCOMES.items()])
+    run, dest = render(run_playbook, shared_dir, tmp_path, [node(name, version, patches) for name, (version, patches, _unused) in OUTCOMES.items()])
     assert run.rc == 0, run.stdout + run.stderr
-    for name, (_, _, check) in OUTCOMES.items():
+    for name, (_unused1, _unused2, check) in OUTCOMES.items():
         assert check(v1alpha1(dest, name)), (name, v1alpha1(dest, name))
 
 
@@ -86,10 +86,10 @@ REFUSALS = {
 
 
 def test_patch_and_validation_refusals_name_node_and_patch_in_talos_words(run_playbook, shared_dir, tmp_path):
-    run, dest = render(run_playbook, shared_dir, tmp_path, [node(name, version, patches) for name, (version, patches, _) in REFUSALS.items()])
+    run, dest = render(run_playbook, shared_dir, tmp_path, [node(name, version, patches) for name, (version, patches, _unused) in REFUSALS.items()])
     assert run.rc != 0
     message = run.task("render")["result"]["msg"]
-    for name, (_, _, expected) in REFUSALS.items():
+    for name, (_unused1, _unused2, expected) in REFUSALS.items():
         assert expected in message, (name, message)
     assert not dest.exists()
 

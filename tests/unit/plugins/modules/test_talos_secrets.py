@@ -29,7 +29,7 @@ def secret_strings(text):
     """Every secret value of a bundle and every base64 line of its private keys."""
     bundle = yaml.safe_load(text)
     values = [bundle["cluster"]["id"], bundle["cluster"]["secret"], bundle["trustdinfo"]["token"]]
-    values += [value for value in bundle["secrets"].values()]
+    values += list(bundle["secrets"].values())
     for pair in bundle["certs"].values():
         values.append(pair["key"])
         values += [line for line in base64.b64decode(pair["key"]).decode().splitlines() if not line.startswith("-----")]

@@ -71,7 +71,8 @@ def publish_play(site, nodes, **variables):
                         "vars": role_vars}]}]
 
 
-def run(run_playbook, site, nodes=NODES, **kwargs):
+def run(run_playbook, site, nodes=None, **kwargs):
+    nodes = NODES if nodes is None else nodes
     variables = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("talos_config_")}
     return run_playbook(publish_play(site, nodes, **variables), inventory=site["inventory"], workdir=site["workdir"], **kwargs)
 
@@ -87,7 +88,7 @@ def matchbox(site):
          "-data-path=%s" % site["data"], "-assets-path=%s" % (site["data"] / "assets")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:%d" % port
-    for _ in range(100):
+    for _unused in range(100):
         try:
             urllib.request.urlopen(url + "/", timeout=1).read()
             break
@@ -189,8 +190,8 @@ def test_inventory_api_delivery_also_stops_config_publishing(run_playbook, site)
     result = run_playbook(plays, inventory=site["inventory"], workdir=site["workdir"])
     assert result.rc == 0, result.stdout
     assert not (site["data"] / "assets" / "talos" / "configs").exists()
-    assert not any("talos.config=" in arg for arg in json.loads((site["data"] / "profiles" / "talos-controlplane-v1.9.4-amd64.json")
-                                                               .read_text())["boot"]["args"])
+    profile = json.loads((site["data"] / "profiles" / "talos-controlplane-v1.9.4-amd64.json").read_text())
+    assert not any("talos.config=" in arg for arg in profile["boot"]["args"])
 
 
 def withholding_cluster(tmp_path, members):

@@ -71,8 +71,8 @@ class Lab:
         os_key = base64.b64decode(bundle["certs"]["os"]["key"])
         for entry in self.nodes:
             double = doubles.NodeDouble(entry["ip"], self.root / "node-state" / entry["name"], os_ca_key=os_key)
-            self.doubles[entry["name"]] = double.start(config=self.dir / "nodes" / ("%s.yaml" % entry["name"]),
-                                                      extra=(extra or {}).get(entry["name"], ()))
+            self.doubles[entry["name"]] = double.start(
+                config=self.dir / "nodes" / ("%s.yaml" % entry["name"]), extra=(extra or {}).get(entry["name"], ()))
         cp = next(n for n in self.nodes if n["role"] == "controlplane")
         self.kube = doubles.KubeDouble(cp["ip"], self.dir / "nodes" / ("%s.yaml" % cp["name"]), self.root / "node-state").start()
         up = self.play("cluster")
@@ -176,8 +176,8 @@ def test_a_change_that_needs_a_reboot_reboots_and_waits_no_reboot_mode_refuses_i
     assert lab.applies() == {"cp1": [], "w1": [], "w2": ["reboot"]}
     assert lab.doubles["w2"].state["reboots"] == 1
     stages = run.task("Roll the changes out")["result"]["records"][0]["stages"]
-    assert [s["stage"] for s in stages] == ["apply", "reboot: going down", "reboot: coming back", "runs the new config",
-                                          "kubernetes ready"]
+    assert [s["stage"] for s in stages] == [
+        "apply", "reboot: going down", "reboot: coming back", "runs the new config", "kubernetes ready"]
     assert "HTTPS_PROXY" in (lab.doubles["w2"].state_dir / "config.yaml").read_text()
 
     again = lab.play("converge")

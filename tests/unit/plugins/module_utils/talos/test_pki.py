@@ -56,7 +56,7 @@ def test_openssl_compatible_key_pem_is_readable_by_openssl(keys, tmp_path):
     assert standard.startswith(b"-----BEGIN PRIVATE KEY-----\n") and standard.endswith(b"-----END PRIVATE KEY-----\n")
     path = tmp_path / "key.pem"
     path.write_bytes(standard)
-    out = subprocess.run(["openssl", "pkey", "-in", str(path), "-noout", "-text"], capture_output=True, text=True)
+    out = subprocess.run(["openssl", "pkey", "-in", str(path), "-noout", "-text"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and "ED25519 Private-Key" in out.stdout, out.stderr
     # other labels pass through untouched
     assert pki.openssl_compatible_key_pem(pki.key_pem(keys[pki.ECDSA])) == pki.key_pem(keys[pki.ECDSA])
@@ -129,7 +129,7 @@ def test_self_signed_ca_without_organization_has_empty_subject(keys):
 
 
 def test_two_cas_differ_in_serial_and_subject_key_id(keys):
-    one, two = (pki.self_signed_ca("etcd", keys[pki.ECDSA]) for _ in range(2))
+    one, two = (pki.self_signed_ca("etcd", keys[pki.ECDSA]) for _unused in range(2))
     ski = [c.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest for c in (one, two)]
     assert one.serial_number != two.serial_number and ski[0] != ski[1]
 
@@ -172,6 +172,6 @@ def test_fingerprint_matches_openssl(keys, tmp_path):
     certificate = pki.self_signed_ca("talos", keys[pki.ED25519])
     path = tmp_path / "ca.pem"
     path.write_bytes(pki.certificate_pem(certificate))
-    out = subprocess.run(["openssl", "x509", "-in", str(path), "-noout", "-fingerprint", "-sha256"], capture_output=True, text=True)
+    out = subprocess.run(["openssl", "x509", "-in", str(path), "-noout", "-fingerprint", "-sha256"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().split("=", 1)[1] == pki.fingerprint_sha256(certificate)

@@ -66,7 +66,8 @@ def test_generated_ca_has_every_talos_property(bundle, name):
     ext = certificate.extensions
     usage = ext.get_extension_for_class(x509.KeyUsage)
     assert usage.critical
-    assert {k for k in ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign") if getattr(usage.value, k)} == {"digital_signature", "key_cert_sign"}
+    flags = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign")
+    assert {k for k in flags if getattr(usage.value, k)} == {"digital_signature", "key_cert_sign"}
     eku = ext.get_extension_for_class(x509.ExtendedKeyUsage)
     assert not eku.critical and list(eku.value) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     constraints = ext.get_extension_for_class(x509.BasicConstraints)
@@ -198,7 +199,9 @@ CORRUPTIONS = {
     "cluster secret not base64": (lambda b: b["cluster"].update(secret="!!!"), "cluster.secret: is not base64"),
     "missing cluster id": (lambda b: b["cluster"].pop("id"), "cluster.id: is missing"),
     "redacted key": (lambda b: b["certs"]["os"].update(key="******"), "certs.os.key: is redacted"),
-    "service account not a key": (lambda b: b["certs"]["k8sserviceaccount"].update(key=b["certs"]["os"]["crt"]), "certs.k8sserviceaccount.key: not a PEM private key"),
+    "service account not a key": (
+        lambda b: b["certs"]["k8sserviceaccount"].update(key=b["certs"]["os"]["crt"]), "certs.k8sserviceaccount.key: not a PEM private key",
+    ),
     "missing section": (lambda b: b.pop("trustdinfo"), "trustdinfo: is missing"),
 }
 
@@ -218,7 +221,7 @@ def test_every_problem_is_reported_at_once(golden_text):
         b["cluster"]["secret"] = "!!!"
 
     problems = secrets.validate(corrupt(yaml.safe_load(golden_text), change))
-    assert [p.split(":")[0] for p in problems] == ["cluster.secret", "trustdinfo.token", "certs.etcd", "certs.os.key"], problems
+    assert [p.split(":", maxsplit=1)[0] for p in problems] == ["cluster.secret", "trustdinfo.token", "certs.etcd", "certs.os.key"], problems
 
 
 def test_leaf_certificate_in_place_of_a_ca_is_rejected(golden_text):
@@ -287,7 +290,7 @@ def ca_with_subject(name, subject):
     """A CA pair for role name with a given subject: organisation O=... or common name CN=..."""
     kind = pki.ED25519 if name == "os" else pki.ECDSA
     key = pki.generate_key(kind)
-    attribute, _, value = subject.partition("=")
+    attribute, _unused, value = subject.partition("=")
     oid = {"O": NameOID.ORGANIZATION_NAME, "CN": NameOID.COMMON_NAME}[attribute]
     subject_name = x509.Name([x509.NameAttribute(oid, value)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -305,7 +308,10 @@ SUBJECTS = {
     ("k8s", "CN=kubernetes"): None,  # kubeadm's CAs, as talosctl gen secrets --from-kubernetes-pki imports them
     ("etcd", "CN=etcd-ca"): None,
     ("k8saggregator", "CN=front-proxy-ca"): None,
-    ("k8saggregator", "CN=front-proxy"): "certs.k8saggregator.crt: has the subject CN=front-proxy; talosctl gives the aggregator (front-proxy) CA the empty subject or subject CN=front-proxy-ca",
+    ("k8saggregator", "CN=front-proxy"): (
+        "certs.k8saggregator.crt: has the subject CN=front-proxy; "
+        "talosctl gives the aggregator (front-proxy) CA the empty subject or subject CN=front-proxy-ca"
+    ),
     ("os", "O=kubernetes"): "certs.os.crt: is the Kubernetes CA (subject O=kubernetes), not the Talos API CA (subject O=talos); it belongs in certs.k8s",
     ("etcd", "O=acme"): "certs.etcd.crt: has the subject O=acme; talosctl gives the etcd CA the subject O=etcd or subject CN=etcd-ca",
 }
