@@ -80,22 +80,20 @@ class Sshd:
             self.process.terminate()
             self.process.wait(10)
 
-    def host_vars(self, control_dir):
+    def host_vars(self):
         return {
             "ansible_host": SSH_ADDRESS, "ansible_port": self.port, "ansible_user": getpass.getuser(),
             "ansible_ssh_private_key_file": str(self.key), "ansible_python_interpreter": sys.executable,
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ControlPath=%s/%%C"
-            % control_dir,
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
         }
 
 
 def add_boot_server(root, sshd, data_dir):
     hosts = yaml.safe_load((root / "hosts.yml").read_text())
-    boot = dict(sshd.host_vars(root.parent / "cp"), matchbox_data_dir=str(data_dir))
+    boot = dict(sshd.host_vars(), matchbox_data_dir=str(data_dir))
     hosts["all"]["vars"]["talos_matchbox_url"] = "http://10.20.0.50:8080"
     hosts["all"]["children"]["boot_server"] = {"hosts": {"boot1": boot}}
     (root / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    (root.parent / "cp").mkdir(exist_ok=True)
 
 
 def run_play(name, inventory, workdir):
