@@ -743,11 +743,11 @@ def assign_boot_servers(nodes, boot_servers):
         if len(matches) == 1:
             assignment[host] = matches[0]
         elif matches:
-            problems.add(host, BOOT_SERVER_VARIABLE, "talos_ip %s is in the node networks of %s: set talos_boot_server to the one that "
-                         "serves it" % (ip, " and ".join(matches)))
+            problems.add(host, BOOT_SERVER_VARIABLE, "its talos_ip is in the node networks of %s: set talos_boot_server to the one that "
+                         "serves it" % " and ".join(matches))
         elif networks:
-            problems.add(host, BOOT_SERVER_VARIABLE, "talos_ip %s is in no boot server's node network (%s; set %s or dhcp_network on "
-                         "the boot server), so no boot server serves it: set talos_boot_server" % (ip, described, BOOT_SERVER_NETWORKS))
+            problems.add(host, BOOT_SERVER_VARIABLE, "its talos_ip is in no boot server's node network (%s; set %s or dhcp_network on "
+                         "the boot server), so no boot server serves it: set talos_boot_server" % (described, BOOT_SERVER_NETWORKS))
     if problems:
         raise InventoryError(problems.lines())
     return assignment
