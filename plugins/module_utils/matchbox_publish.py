@@ -175,3 +175,25 @@ def _ensure_config(path, content, gid, check_mode, diffs):
 
 def _sha256(content):
     return hashlib.sha256(content).hexdigest()
+
+
+def withhold(configs, earlier, checksums, answering, now):
+    """The served.json withhold rule: which configs to withhold, and the new record.
+
+    Per node: withheld when it was served before with this checksum and answers now with the
+    cluster's credentials (when it was first seen running it is recorded); otherwise served, and a
+    new serving period starts unless one is still open (served with this checksum, not yet seen).
+    configs: [{name, ip, file}]; earlier: the record so far; checksums: {name: checksum of its
+    rendered config}; answering: IPs that answer as up; now: the timestamp to record.
+    """
+    record, withheld, answering = dict(earlier or {}), [], set(answering or ())
+    for entry in configs:
+        before = (earlier or {}).get(entry["name"]) or {}
+        checksum = (checksums or {}).get(entry["name"], "")
+        current = before.get("served_at") is not None and before.get("checksum", "") == checksum
+        if current and entry.get("ip") in answering:
+            withheld.append(entry)
+            record[entry["name"]] = dict(before, seen_running_at=before.get("seen_running_at") or now)
+        elif not current or before.get("seen_running_at"):
+            record[entry["name"]] = {"checksum": checksum, "served_at": now, "seen_running_at": None}
+    return {"withheld": withheld, "record": record}
