@@ -12,9 +12,11 @@ export PYTHONPATH := $(abspath collections)
 
 DEBIAN_PACKAGES := podman runc qemu-system-x86 ipxe ipxe-qemu ovmf tftpd-hpa tftp-hpa dnsmasq isc-dhcp-server kea-dhcp4-server \
 	cpio busybox-static iproute2 curl debootstrap shellcheck
+# Only for `make bench`: the boot server is reached over SSH to this machine (its own sshd, see tests/bench/site_play.py).
+BENCH_DEBIAN_PACKAGES := openssh-server openssh-client
 MOLECULE_SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 
-.PHONY: help deps venv lint sanity unit install-test release-lint molecule e2e test bench lab lab-site lab-reprovision lab-down clean
+.PHONY: help deps venv lint sanity unit install-test release-lint molecule e2e test bench bench-deps lab lab-site lab-reprovision lab-down clean
 
 help:
 	@echo "make lab       boot the virtual lab end to end (QEMU, BIOS and UEFI machines), offline"
@@ -23,7 +25,7 @@ help:
 	@echo "make lab-reprovision NODES=lab-worker1  reset lab nodes and bring them back through PXE"
 	@echo "make lab-down  remove everything the lab made"
 	@echo "make test      lint, sanity, unit tests, molecule scenarios and the PXE end-to-end test"
-	@echo "make bench     time the configs play (3, 100, 1000 nodes) and diagnose (2 and 100 nodes, some down)"
+	@echo "make bench     time configs and publish (no-op and cold, 100 and 1000 nodes, boot server over SSH), the cluster wait and diagnose"
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -84,8 +86,16 @@ lab-reprovision: venv
 lab-down: venv
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/lab_down.yml
 
-bench: deps venv
+bench-deps:
+	@missing=$$(for p in $(BENCH_DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages for the benchmark: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+bench: deps venv bench-deps
 	$(BIN)/python tests/bench/configs_play.py
+	$(BIN)/python tests/bench/site_play.py
 	$(BIN)/python tests/bench/diagnose_nodes.py
 
 clean:

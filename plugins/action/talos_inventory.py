@@ -66,6 +66,25 @@ class ActionModule(ActionBase):
                     problems.append("%s: %s: cannot be templated: %s" % (host, requirements.MATCHBOX_URL, to_native(exc.message)))
         return problems + requirements.check(require, boot_servers, urls)
 
+    @staticmethod
+    def _boot_servers(hosts, groups, hostvars):
+        """({node: its boot server}, problems): every node's boot server (inventory.assign_boot_servers)."""
+        servers, problems = {}, []
+        for host in groups.get(requirements.BOOT_SERVER_GROUP, []):
+            servers[host] = {}
+            for name in (inventory.BOOT_SERVER_NETWORKS, "dhcp_network", "dhcp_netmask"):
+                try:
+                    servers[host][name] = hostvars[host].get(name)
+                except AnsibleError as exc:
+                    problems.append("%s: %s: cannot be templated: %s" % (host, name, to_native(exc.message)))
+        if problems or not servers:
+            return {}, problems
+        nodes = {host: (variables.get("talos_ip"), variables.get(inventory.BOOT_SERVER_VARIABLE)) for host, variables in hosts.items()}
+        try:
+            return inventory.assign_boot_servers(nodes, servers), []
+        except inventory.InventoryError as exc:
+            return {}, exc.problems
+
     def run(self, tmp=None, task_vars=None):
         if IMPORT_ERROR:
             raise AnsibleError("talos_inventory: the Python library %s is missing on the controller" % IMPORT_ERROR.name) from IMPORT_ERROR
@@ -116,6 +135,12 @@ class ActionModule(ActionBase):
         else:
             if cluster["withdraw_configs"]:
                 unmet += self._requirement_problems(sorted(set(require_for_withdraw) - set(require)), groups, hostvars)
+        wanted = set(require) | (set(require_for_withdraw) if not unmet and cluster["withdraw_configs"] else set())
+        if "boot_server" in wanted:
+            assignment, problems = self._boot_servers(hosts, groups, hostvars)
+            unmet += problems
+            for node in [] if unmet else nodes:
+                node["boot_server"] = assignment[node["name"]]
         if unmet:
             exc = inventory.InventoryError(unmet)
             result.update(failed=True, msg=str(exc), problems=exc.problems)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netboot.talos.plugins.module_utils import matchbox
+from ansible_collections.netboot.talos.plugins.module_utils import matchbox, matchbox_publish
 
 
 def talos_matchbox(nodes, matchbox_url, http_delivery=True, halt_if_installed=False):
@@ -17,6 +17,10 @@ def talos_matchbox(nodes, matchbox_url, http_delivery=True, halt_if_installed=Fa
         raise AnsibleFilterError("talos_matchbox: %s" % exc)
 
 
+def talos_withhold(configs, earlier, checksums, answering, now):
+    return matchbox_publish.withhold(configs, earlier, checksums, answering, now)
+
+
 class FilterModule:
     def filters(self):
-        return {"talos_matchbox": talos_matchbox}
+        return {"talos_matchbox": talos_matchbox, "talos_withhold": talos_withhold}

@@ -103,6 +103,7 @@ NODE_VARIABLES = {
     "talos_config_contract": str,
     "talos_extra_manifests": list,
     "talos_inline_manifests": list,
+    "talos_boot_server": str,
 }
 REQUIRED = ("talos_cluster_name", "talos_cluster_endpoint", "talos_version", "talos_mac", "talos_ip")
 # Read from the inventory by the playbooks and by the talos_inventory action itself.
@@ -842,3 +843,69 @@ def _contract(hosts, entries, clusters_dir, problems):
             "record_path": "%s/%s" % (cluster_dir, CONTRACT_RECORD),
             "moves": bool(recorded) and contract != recorded,
             "record": {"config_contract": contract, "kubernetes_version": kubernetes}}
+# ---------------------------------------------------------------------------------------------
+# Boot servers: which host of group boot_server serves each node (many boot servers, one per segment)
+
+BOOT_SERVER_VARIABLE = "talos_boot_server"
+# On a boot server: the node networks it serves (relayed segments included); without it, its DHCP
+# segment (dhcp_network/dhcp_netmask).
+BOOT_SERVER_NETWORKS = "matchbox_node_networks"
+
+
+def boot_server_networks(host, variables, problems):
+    """The node networks of one boot server from its variables; [] when none is described."""
+    values = variables.get(BOOT_SERVER_NETWORKS) or []
+    where = BOOT_SERVER_NETWORKS
+    if not values and variables.get("dhcp_network"):
+        values = ["%s/%s" % (variables["dhcp_network"], variables.get("dhcp_netmask") or "255.255.255.0")]
+        where = "dhcp_network"
+    if not isinstance(values, list):
+        problems.add(host, where, "must be a list of networks like 10.0.50.0/24, got %r" % (values,))
+        return []
+    networks = []
+    for value in values:
+        try:
+            networks.append(netaddr.IPNetwork(str(value)).cidr)
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            problems.add(host, where, "%r is not a network like 10.0.50.0/24" % (value,))
+    return networks
+
+
+def assign_boot_servers(nodes, boot_servers):
+    """{node: boot server} for every node, or InventoryError with every node that has none or several.
+
+    nodes: {host: (talos_ip, talos_boot_server or None)}; boot_servers: {host: its variables}.
+    A node's talos_boot_server names its boot server; otherwise the only boot server, or the one
+    whose node network contains its talos_ip. Nodes whose talos_ip does not parse are left out
+    (the node checks say why).
+    """
+    problems = _Problems()
+    networks = {host: boot_server_networks(host, variables, problems) for host, variables in sorted(boot_servers.items())}
+    described = ", ".join("%s (%s)" % (host, ", ".join(map(str, nets)) or "no network described") for host, nets in networks.items())
+    assignment = {}
+    for host, (ip, chosen) in sorted(nodes.items()):
+        if chosen is not None:
+            if chosen in networks:
+                assignment[host] = chosen
+            else:
+                problems.add(host, BOOT_SERVER_VARIABLE, "%r is not a host of group boot_server (%s)" % (chosen, ", ".join(networks) or "none"))
+            continue
+        if len(networks) == 1:
+            assignment[host] = next(iter(networks))
+            continue
+        try:
+            address = parse_ip(ip)
+        except (ValueError, TypeError):
+            continue
+        matches = [server for server, nets in networks.items() if any(address in net for net in nets)]
+        if len(matches) == 1:
+            assignment[host] = matches[0]
+        elif matches:
+            problems.add(host, BOOT_SERVER_VARIABLE, "its talos_ip is in the node networks of %s: set talos_boot_server to the one that "
+                         "serves it" % " and ".join(matches))
+        elif networks:
+            problems.add(host, BOOT_SERVER_VARIABLE, "its talos_ip is in no boot server's node network (%s; set %s or dhcp_network on "
+                         "the boot server), so no boot server serves it: set talos_boot_server" % (described, BOOT_SERVER_NETWORKS))
+    if problems:
+        raise InventoryError(problems.lines())
+    return assignment

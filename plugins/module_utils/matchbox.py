@@ -193,15 +193,19 @@ def plan_profiles(data_dir, entries, prune=False):
     return plan
 
 
-def plan_groups(data_dir, entries, prune=False, check_mode=False):
-    """Plan writing these groups into <data_dir>/groups; MatchboxError lists every problem."""
+def plan_groups(data_dir, entries, prune=False, check_mode=False, pending_profiles=()):
+    """Plan writing these groups into <data_dir>/groups; MatchboxError lists every problem.
+
+    pending_profiles: ids of profiles planned in the same run (they count as existing).
+    """
     plan = Plan(os.path.join(data_dir, "groups"))
     problems = []
     documents = _documents(entries, "groups", group_document, problems)
     selectors = {}
     for stem, document in documents.items():
         selectors.setdefault(_selector_key(document), []).append("groups[%s]" % stem)
-        _check_profile_reference(data_dir, stem, document["profile"], problems, plan.warnings, check_mode)
+        if document["profile"] not in pending_profiles:
+            _check_profile_reference(data_dir, stem, document["profile"], problems, plan.warnings, check_mode)
     for stem, (document, error) in sorted(_read_directory(plan.directory).items()):
         if stem in documents:
             continue

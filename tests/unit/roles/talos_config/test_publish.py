@@ -179,7 +179,10 @@ def test_prune_removes_what_was_published_for_a_removed_node(run_playbook, site,
 def test_check_mode_on_an_empty_boot_server_writes_nothing(run_playbook, site):
     checked = run(run_playbook, site, check=True, diff=True)
     assert checked.rc == 0, checked.stdout
-    assert checked.changed >= 3
+    would = checked.task("Publish the configs, matchbox profiles and groups on the boot server")["result"]
+    assert would["changed"] and sorted(os.path.basename(path) for path in would["written"] if path.endswith(".yaml")) == sorted(
+        node["mac"].replace(":", "-") + ".yaml" for node in NODES)
+    assert sorted(would["groups"]) == ["kube01", "kube02", "kube04"] and len(would["profiles"]) == 2
     assert SECRET not in checked.stdout
     assert sorted(os.listdir(site["data"])) == ["assets"] and os.listdir(site["data"] / "assets") == []
 
