@@ -72,8 +72,6 @@ options:
     type: bool
     default: false
 attributes:
-  action:
-    support: full
   check_mode:
     support: full
   diff_mode:
