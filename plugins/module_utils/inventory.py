@@ -843,6 +843,8 @@ def _contract(hosts, entries, clusters_dir, problems):
             "record_path": "%s/%s" % (cluster_dir, CONTRACT_RECORD),
             "moves": bool(recorded) and contract != recorded,
             "record": {"config_contract": contract, "kubernetes_version": kubernetes}}
+
+
 # ---------------------------------------------------------------------------------------------
 # Boot servers: which host of group boot_server serves each node (many boot servers, one per segment)
 

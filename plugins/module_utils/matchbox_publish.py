@@ -130,7 +130,7 @@ def apply(publication, check_mode=False, diff=False):
         if _ensure_config(path, content, publication.gid, check_mode, diffs if diff else None):
             written.append(path)
     for plan in (publication.profiles, publication.groups):
-        _, result, plan_diffs = matchbox.apply(plan, check_mode, diff)
+        _unused, result, plan_diffs = matchbox.apply(plan, check_mode, diff)
         written += result["written"]
         removed += result["removed"]
         diffs += plan_diffs
@@ -144,7 +144,7 @@ def apply(publication, check_mode=False, diff=False):
     result = {
         "profiles": publication.profiles.ids,
         "groups": publication.groups.ids,
-        "configs": [os.path.basename(path) for path, _ in publication.config_writes],
+        "configs": [os.path.basename(path) for path, _unused in publication.config_writes],
         "written": written,
         "removed": removed,
     }

@@ -55,6 +55,9 @@ options:
         description: File name under the configs directory (the node's MAC, as iPXE's C(${mac:hexhyp}), and C(.yaml)).
         type: str
         required: true
+      content:
+        description: The config's text. The action plugin fills it in from O(configs_dir) on the controller; do not set it.
+        type: str
   configs_dir:
     description: Directory of the rendered C(<node>.yaml) files on the controller; required with O(configs).
     type: path
@@ -133,8 +136,9 @@ ARGUMENT_SPEC = dict(
     configs=dict(type="list", elements="dict", default=[], options=dict(
         name=dict(type="str", required=True),
         file=dict(type="str", required=True),
-        content=dict(type="str", required=True, no_log=True),
+        content=dict(type="str", no_log=True),
     )),
+    configs_dir=dict(type="path"),
     withheld=dict(type="list", elements="str", default=[]),
     configs_group=dict(type="str", default=""),
     prune=dict(type="bool", default=False),

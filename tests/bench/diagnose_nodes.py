@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: playbooks/diagnose.yml over a boot server on loopback and many Talos node doubles.
 
 The site is the one tests/unit/playbooks/test_diagnose.py checks faults on (real tftp-hpa, the
@@ -53,7 +52,7 @@ def measure(count, down):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--sizes", default="2:0,100:0,100:20", help="comma-separated NODES:DOWN pairs")
     args = parser.parse_args(argv)
     rows = []

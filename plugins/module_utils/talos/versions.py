@@ -165,6 +165,8 @@ def has_lifecycle_upgrade(running):
 def same_release(running, target):
     """Whether the running tag is the target release (leading v and case aside)."""
     return normalize(running).lower() == normalize(target).lower()
+
+
 # ---- Config contract and Kubernetes components (issue 10) -------------------------------------
 
 _CONTRACT = re.compile(r"v?(\d+)\.(\d+)\Z")

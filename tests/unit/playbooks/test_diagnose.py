@@ -24,10 +24,10 @@ sys.path.insert(0, str(REPO / "tests" / "fixtures" / "talos_node"))
 import doubles  # noqa: E402
 
 VANILLA = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
-NODES = [
+NODES = (
     {"name": "cp1", "role": "controlplane", "ip": "127.0.7.11", "mac": "52:54:00:07:00:11"},
     {"name": "w1", "role": "worker", "ip": "127.0.7.12", "mac": "52:54:00:07:00:12"},
-]
+)
 ASSETS = Path("assets") / "talos" / "v1.11.5" / VANILLA
 
 

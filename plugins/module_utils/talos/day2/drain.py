@@ -59,8 +59,8 @@ def pod_key(pod):
 
 def _pod_path(pod, tail=""):
     metadata = pod["metadata"]
-    return "/api/v1/namespaces/%s/pods/%s%s" % (urllib.parse.quote(metadata.get("namespace", "default"), safe=""),
-                                               urllib.parse.quote(metadata["name"], safe=""), tail)
+    namespace = urllib.parse.quote(metadata.get("namespace", "default"), safe="")
+    return "/api/v1/namespaces/%s/pods/%s%s" % (namespace, urllib.parse.quote(metadata["name"], safe=""), tail)
 
 
 def evict(kube, pod):

@@ -27,7 +27,7 @@ from ansible_collections.netboot.talos.plugins.module_utils.talos import version
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import rollout
 
-COMPONENTS = [name for name, _ in versions.KUBERNETES_COMPONENTS]
+COMPONENTS = [name for name, _unused in versions.KUBERNETES_COMPONENTS]
 TITLES = {"apiserver": "kube-apiserver", "controller_manager": "kube-controller-manager", "scheduler": "kube-scheduler",
           "proxy": "kube-proxy", "kubelet": "kubelet"}
 STATIC_PODS = ("apiserver", "controller_manager", "scheduler")

@@ -63,9 +63,9 @@ def refusals(targets, found, health):
     if not leaving:
         return []
     if not set(etcd) - set(leaving):
+        verb, plural = ("is", "") if len(leaving) == 1 else ("are", "s")
         return ["%s: refused: %s the cluster's last control plane%s; a cluster keeps at least one (reset it with "
-                "talos_reset, non-graceful, to tear the cluster down)" % (", ".join(leaving), "is" if len(leaving) == 1 else "are",
-                                                                         "s" if len(leaving) > 1 else "")]
+                "talos_reset, non-graceful, to tear the cluster down)" % (", ".join(leaving), verb, plural)]
     count, healthy = len(etcd), [name for name in etcd if health.get(name) is None]
     unhealthy = ", ".join("%s (%s)" % (name, health[name]) for name in etcd if health.get(name) is not None)
     if len(healthy) < quorum(count):
@@ -168,8 +168,8 @@ class Removal(Rollout):
         results = await client.wait_for_stage(self.connector, [entry["ip"]], {client.DOWN, client.MAINTENANCE},
                                               self.reboot_timeout, interval=min(self.interval, 0.5), probe_timeout=2.0)
         if not results[entry["ip"]]["reached"]:
-            raise TimeoutError("still %s after %ss" % (client.STAGE_TEXT.get(results[entry["ip"]]["stage"], "answering"),
-                                                      self.reboot_timeout))
+            stage = client.STAGE_TEXT.get(results[entry["ip"]]["stage"], "answering")
+            raise TimeoutError("still %s after %ss" % (stage, self.reboot_timeout))
 
     def stages(self, entry):
         kubernetes = entry["kubernetes"] and self.kube is not None

@@ -125,8 +125,8 @@ def describe(entry):
     what = [entry["running"] + " -> " + entry["version"]] if not versions.same_release(entry["running"], entry["version"]) else []
     if entry["schematic"] not in (None, entry["running_schematic"]):
         what.append("schematic %s... -> %s..." % (entry["running_schematic"][:12], entry["schematic"][:12]))
-    return "upgrade %s with %s (%s)" % (", ".join(what), entry["image"], "ImageService/Pull + LifecycleService/Upgrade"
-                                         if entry["api"] == "lifecycle" else "MachineService/Upgrade")
+    path = "ImageService/Pull + LifecycleService/Upgrade" if entry["api"] == "lifecycle" else "MachineService/Upgrade"
+    return "upgrade %s with %s (%s)" % (", ".join(what), entry["image"], path)
 
 
 def text(plans, cluster):
@@ -199,7 +199,9 @@ class Upgrade(rollout.Rollout):
     # ---------------------------------------------------------------- Talos side
 
     def _install_stages(self, entry):
-        target = lambda: self.connector.secure(entry["ip"])  # noqa: E731 (fresh per call)
+        def target():  # a fresh target per call
+            return self.connector.secure(entry["ip"])
+
         if entry["api"] == "lifecycle":
             return [("pull installer", lambda: client.image_pull(target(), entry["image"], timeout=self.upgrade_timeout)),
                     ("install", lambda: client.lifecycle_upgrade(target(), entry["image"], timeout=self.upgrade_timeout)),

@@ -57,7 +57,7 @@ class K8sLab(Lab):
     def all_applies(self):
         """Every apply that was not a dry run, over all nodes, in the order they happened."""
         found = [(a["at"], name, a["images"]) for name, double in self.doubles.items() for a in double.state.get("applies", [])]
-        return [(name, images) for _, name, images in sorted(found)]
+        return [(name, images) for _unused, name, images in sorted(found)]
 
     def record(self):
         return json.loads((self.dir / "contract.json").read_text())
@@ -119,7 +119,7 @@ def test_one_minor_bump_applies_component_by_component_in_upgrade_k8s_order_and_
     print(run.stdout)
     assert run.rc == 0, run.stdout
     applies = k8s.all_applies()
-    assert [name for name, _ in applies] == [name for name, _ in expected_order()]
+    assert [name for name, _unused in applies] == [name for name, _unused2 in expected_order()]
     current = {n["name"]: {c: tag(c, OLD) for c in ORDER + ["kubelet"]} for n in NODES}
     for (name, images), (wanted_node, component) in zip(applies, expected_order()):
         assert name == wanted_node

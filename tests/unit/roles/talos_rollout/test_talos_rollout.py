@@ -34,7 +34,6 @@ def node(name, role, last):
 class Lab:
     """An inventory, its rendered cluster and node doubles for each node, in one directory."""
 
-
     def __init__(self, root, run_playbook, nodes):
         self.root, self.run_playbook, self.nodes = Path(root), run_playbook, nodes
         self.inventory = self.root / "inventory"

@@ -85,7 +85,7 @@ class Lab:
         return self.play([{"name": name, "ansible.builtin.import_playbook": str(REPO / "playbooks" / ("%s.yml" % name))}
                           for name in names])
 
-    def bring_up(self, version="v1.11.5", pods=PODS, extra=None):
+    def bring_up(self, version="v1.11.5", pods=None, extra=None):
         self.set(talos_version=version)
         first = self.playbooks("configs")
         assert first.rc == 0, first.stdout
@@ -95,7 +95,7 @@ class Lab:
             double = doubles.NodeDouble(entry["ip"], self.root / "node-state" / entry["name"], os_ca_key=os_key)
             flags = ["--talos-version", version, "--schematic", VANILLA] + DOUBLE_FLAGS + (extra or {}).get(entry["name"], [])
             self.doubles[entry["name"]] = double.start(config=self.config(entry["name"]), extra=flags)
-        (self.root / "pods.json").write_text(json.dumps(pods))
+        (self.root / "pods.json").write_text(json.dumps(PODS if pods is None else pods))
         self.kube = doubles.KubeDouble(NET + "11", self.config("cp1"), self.root / "node-state",
                                        extra=["--pods", str(self.root / "pods.json"), "--evict-delay", "0.2"]).start()
         up = self.playbooks("cluster")
