@@ -33,6 +33,7 @@ class Progress:
         self.width = max(len(name) for name in names.values())
         self.quiet_since = 0.0
         self.start = time.monotonic()
+        self.stages = {}  # key -> (stage, outcome, when) of a rolling operation
 
     def text(self, stage):
         return self.texts.get(stage, stage)
@@ -60,6 +61,34 @@ class Progress:
         waiting = "".join("; " + other for other in others)
         self.emit("  waiting %d s: %d of %d %s%s" % (seconds, len(done), len(self.names), self.goal, waiting))
         self.quiet_since = seconds
+
+    # ---------------------------------------------------------------- rolling operations
+
+    def stage(self, key, stage, outcome, seconds):
+        """A stage of a rolling operation (Rollout.on_stage): outcome "started", "done" or "failed: <why>";
+        seconds is the time the stage took."""
+        self.stages[key] = (stage, outcome, time.monotonic())
+        if outcome == "started":
+            words = "%s ..." % stage
+        elif outcome == "done":
+            words = "%s done in %.1f s" % (stage, seconds)
+        else:
+            words = "%s %s (after %.1f s)" % (stage, outcome, seconds)
+        self.note(key, words)
+
+    def stage_tick(self):
+        """The periodic line of a rolling operation: how many nodes are through, where the others are."""
+        now = time.monotonic()
+        stages, done = {}, set()
+        for key in self.names:
+            stage, outcome, since = self.stages.get(key, ("waiting its turn", "started", None))
+            if outcome == "done":
+                done.add(key)
+            elif since is None or outcome != "started":
+                stages[key] = stage if since is None else "%s %s" % (stage, outcome)
+            else:
+                stages[key] = "%s (%d s)" % (stage, now - since)
+        self.tick(now - self.start, stages, done)
 
 
 def stage_text(entry):

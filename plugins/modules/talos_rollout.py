@@ -2,6 +2,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, netboot.talos developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# The work happens in the action plugin of the same name (plugins/action/talos_rollout.py): the
+# controller rolls the changes out and prints each node's stages as they happen.
+
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -21,6 +24,10 @@ description:
   - The first failing node stops the rollout; the task fails naming the node, its address and the
     stage, the nodes of later steps are not touched, and the next run continues with what is left.
   - Nodes that are down or in maintenance mode are skipped (see RV(plan)).
+  - Runs on the controller and prints each node's stages as they happen, one line per node and
+    stage with the seconds since the rollout began, e.g. C(  w1  reboot: coming back done in 41.2 s   63.0 s);
+    while a stage waits, a short line every O(progress_every) seconds says how many nodes are
+    through and where the others are. The lines show with any stdout callback and any C(ansible.cfg).
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
@@ -51,6 +58,10 @@ options:
     description: Seconds between polls while waiting.
     type: float
     default: 1
+  progress_every:
+    description: Seconds without a progress line before a short line says where each node is.
+    type: float
+    default: 30
 attributes:
   check_mode:
     support: full
@@ -117,79 +128,3 @@ report:
   type: list
   elements: str
 """
-
-import os
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import options
-
-
-def report(outcome, action_text):
-    lines = []
-    for record in outcome["records"]:
-        stages = ", ".join("%s %.1fs" % (s["stage"], s["seconds"]) for s in record["stages"])
-        lines.append("%s (%s): %s in %.1fs - %s" % (
-            record["name"], record["ip"], action_text[record["action"]], record["seconds"], stages))
-    return lines or ["nothing to apply"]
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            options.ARGUMENT_SPEC,
-            batch=dict(type="str", default="1"),
-            kubeconfig=dict(type="path"),
-            reboot_timeout=dict(type="float", default=600),
-            etcd_timeout=dict(type="float", default=300),
-            ready_timeout=dict(type="float", default=600),
-            interval=dict(type="float", default=1),
-        ),
-        supports_check_mode=True,
-    )
-    day2 = options.load(module)
-    client, api, planning, rollout = day2.client, day2.api, day2.planning, day2.rollout
-    params = module.params
-    workers = len([n for n in params["nodes"] if n["role"] != "controlplane"])
-    problems = []
-    try:
-        rollout.batch_size(params["batch"], workers)
-    except ValueError as exc:
-        problems.append("batch: %s" % exc)
-    if params["kubeconfig"] and not os.path.isfile(params["kubeconfig"]):
-        problems.append("kubeconfig: %s does not exist" % params["kubeconfig"])
-    if problems:
-        module.fail_json(msg="\n".join(problems), problems=problems)
-    connector, configs, bundle, staged = day2.prepare(module)
-    plans = day2.plan(module, connector, configs, bundle, staged)
-    result = day2.plan_result(module, plans)
-    del result["text"]
-    refused = planning.problems(plans)
-    if refused:
-        module.fail_json(msg="nothing applied; the plan is refused for:\n" + "\n".join(refused), problems=refused, **result)
-    if module.check_mode or not result["changing"]:
-        day2.write_staged(None if module.check_mode else params["staged_record"], plans, staged, {})
-        module.exit_json(changed=bool(result["changing"]), **result)
-    kubeconfig = None
-    if params["kubeconfig"]:
-        with open(params["kubeconfig"], "rb") as handle:
-            kubeconfig = handle.read()
-    runner = rollout.Rollout(connector, params["nodes"], configs, bundle, kubeconfig, params["reboot_timeout"],
-                             params["etcd_timeout"], params["ready_timeout"], params["interval"])
-    try:
-        outcome = client.run(runner.run(plans, params["batch"]))
-    except client.TalosApiError as exc:
-        api.fail(module, exc, **result)
-    staged_now = {e["name"]: planning.config_digest(configs[e["name"]]) for e in plans
-                  if e["action"] == "staged" and e["name"] in outcome["applied"]}
-    day2.write_staged(params["staged_record"], plans, staged, staged_now)
-    result.update(outcome, report=report(outcome, planning.ACTION_TEXT))
-    if outcome["failures"]:
-        lines = [failure["msg"] for failure in outcome["failures"]]
-        lines.append("applied: %s; not touched: %s" % (", ".join(outcome["applied"]) or "none", ", ".join(outcome["untouched"]) or "none"))
-        module.fail_json(msg="rollout stopped: " + "\n".join(lines), changed=bool(outcome["applied"]), **result)
-    module.exit_json(changed=True, **result)
-
-
-if __name__ == "__main__":
-    main()

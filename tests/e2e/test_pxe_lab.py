@@ -177,6 +177,7 @@ class Lab:
 def lab_runs(request):
     started = time.monotonic()
     lab = Lab(request)
+    OVERLAY.unlink(missing_ok=True)
     # A known state: whatever an earlier `make lab` or e2e run left goes first.
     earlier = lab.playbook("lab-down-before", "playbooks/lab_down.yml")
     assert earlier.returncode == 0, (earlier.stdout + earlier.stderr)[-3000:]
@@ -312,6 +313,94 @@ def test_reprovision_brings_the_worker_back_through_pxe(lab_runs, lab):
     assert config_status(node) == "404"
     record = served_record()[worker]
     assert record["served_at"] > record_before["seen_running_at"] and record["seen_running_at"] >= record["served_at"]
+
+
+# ------------------------------------------------------------------------------ day 2 (issue 9)
+
+OVERLAY = INVENTORY / "e2e-day2.yml"  # host vars for one node, for the day-2 test only (removed after it)
+SYSCTL = {"net.ipv4.ip_forward": "1"}
+LABEL = {"lab.netboot.talos/tier": "edge"}
+# machine.env is among the fields Talos cannot change live (the AUTO rule): the node reboots.
+REBOOT_PATCH = [{"machine": {"env": {"HTTPS_PROXY": "http://proxy.lab.invalid:3128"}}}]
+
+
+def overlay(name, **variables):
+    OVERLAY.write_text(yaml.safe_dump({"all": {"hosts": {name: variables}}}))
+
+
+def task_output(stdout, task):
+    """Everything a task printed, up to the next task."""
+    return stdout.split("TASK [%s]" % task, 1)[-1].split("\n", 1)[-1].split("\nTASK [", 1)[0]
+
+
+def plan_rows(stdout):
+    lines = task_output(stdout, "netboot.talos.talos_rollout : Show the plan").splitlines()
+    return {line.split()[0]: line for line in lines if line.split() and line.split()[0] in inventory_nodes()}
+
+
+def secret_values():
+    bundle = yaml.safe_load((CLUSTER_DIR / "secrets.yaml").read_text())
+    return [bundle["trustdinfo"]["token"], bundle["secrets"]["bootstraptoken"], bundle["cluster"]["secret"],
+            bundle["certs"]["os"]["key"], bundle["certs"]["k8s"]["key"]]
+
+
+def rollout_seconds(stdout):
+    """Per node the seconds from apply to Ready again, from the rollout's report."""
+    report = task_output(stdout, "netboot.talos.talos_rollout : Show what was applied")
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\S+) \(\S+\): .* in ([\d.]+)s - ", report, re.M)}
+
+
+def test_day2_a_sysctl_and_a_label_then_a_change_that_needs_a_reboot(lab_runs, lab):
+    worker, rollout = "lab-worker1", "netboot.talos.talos_rollout : Roll the changes out"
+    before = double_state(worker)
+    applies, reboots = len(before.get("applies", [])), before.get("reboots", 0)
+    rendered = (CLUSTER_DIR / "nodes" / ("%s.yaml" % worker)).read_bytes()
+    try:
+        overlay(worker, talos_sysctls=SYSCTL, talos_node_labels=LABEL)
+        check = lab_runs.playbook("day2-check-diff", "site.yml", "--check", "--diff")
+        assert check.returncode == 0, (check.stdout + check.stderr)[-6000:]
+        shown = task_output(check.stdout, rollout)
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        (OUTPUT / "day2-check-diff.txt").write_text(shown)
+        say(lab_runs.request, "  --check --diff of the rollout:\n" + shown.rstrip())
+        rows = plan_rows(check.stdout)
+        assert "apply without a reboot" in rows[worker] and all("no change" in row for name, row in rows.items() if name != worker), rows
+        changed = sorted(line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+        assert changed == ['+        lab.netboot.talos/tier: edge', '+        net.ipv4.ip_forward: "1"', "+    nodeLabels:",
+                           "+    sysctls:"], shown
+        assert shown.count("--- a") == 1 and worker in shown.split("--- a")[0]
+        assert not any(value in check.stdout for value in secret_values())
+        assert len(double_state(worker).get("applies", [])) == applies
+        assert (CLUSTER_DIR / "nodes" / ("%s.yaml" % worker)).read_bytes() == rendered
+
+        run = lab_runs.playbook("day2-sysctl-label", "site.yml")
+        assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+        state = double_state(worker)
+        assert [a["mode"] for a in state["applies"][applies:]] == ["no_reboot"] and state.get("reboots", 0) == reboots
+        assert "net.ipv4.ip_forward" in (LAB_DIR / "nodes" / worker / "config.yaml").read_text()
+        assert "  %s  apply ..." % worker in run.stdout  # the live lines
+        live = [line for line in task_output(run.stdout, rollout).splitlines() if line.startswith("  ")]
+        say(lab_runs.request, "  live lines:\n" + "\n".join(live))
+        say(lab_runs.request, "  apply -> Ready (no reboot): %s" % rollout_seconds(run.stdout))
+
+        overlay(worker, talos_sysctls=SYSCTL, talos_node_labels=LABEL, talos_patches=REBOOT_PATCH)
+        reboot = lab_runs.playbook("day2-reboot", "site.yml")
+        assert reboot.returncode == 0, (reboot.stdout + reboot.stderr)[-6000:]
+        assert "apply with a reboot" in plan_rows(reboot.stdout)[worker]
+        state = double_state(worker)
+        assert [a["mode"] for a in state["applies"][applies:]] == ["no_reboot", "reboot"] and state["reboots"] == reboots + 1
+        seconds = rollout_seconds(reboot.stdout)
+        say(lab_runs.request, "  apply -> Ready (reboot): %s" % seconds)
+        assert list(seconds) == [worker]
+        assert "kubernetes ready done" in task_output(reboot.stdout, rollout)
+
+        again = lab_runs.playbook("day2-again", "site.yml")
+        assert again.returncode == 0, (again.stdout + again.stderr)[-6000:]
+        hosts = recap(again.stdout)
+        assert all(counts["changed"] == 0 and counts["failed"] == 0 for counts in hosts.values()), hosts
+        assert len(double_state(worker)["applies"]) == applies + 2
+    finally:
+        OVERLAY.unlink(missing_ok=True)
 
 
 # -------------------------------------------------------------------------------------- api delivery

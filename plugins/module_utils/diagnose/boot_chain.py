@@ -243,13 +243,22 @@ class BootServer:
         client = shutil.which("tftp")
         if client is None:
             return [v.skipped("tftp", "the tftp client (tftp-hpa) is not installed on the boot server")]
+        found = []
         with tempfile.TemporaryDirectory() as work:
-            found = [self._tftp_file(client, server, root, name, work) for name in names]
+            for index, name in enumerate(names):
+                entry, answered = self._tftp_file(client, server, root, name, work)
+                found.append(entry)
+                if not answered:
+                    # A server that does not answer one file answers none: one timeout, not one per file.
+                    if names[index + 1:]:
+                        entry["seen"] += " (not tried after it: %s)" % ", ".join(names[index + 1:])
+                    break
         if all(entry["status"] == v.OK for entry in found):
             return [v.ok("tftp", "%s over TFTP from %s: same as in %s" % (", ".join(names), server, root))]
         return [entry for entry in found if entry["status"] != v.OK]
 
     def _tftp_file(self, client, server, root, name, work):
+        """(verdict, whether the server answered at all) for one file."""
         local = os.path.join(work, name.replace("/", "_"))
         expected = "tftp://%s/%s is the file in %s" % (server, name, root)
         command = [client, "-m", "binary", server, str(self.tftp.get("port", 69)), "-c", "get", name, local]
@@ -261,14 +270,14 @@ class BootServer:
         reference = os.path.join(root, name)
         if not os.path.isfile(local) or os.path.getsize(local) == 0:
             return v.broken("tftp", expected, "tftp://%s/%s: %s" % (server, name, said or "nothing received"),
-                            "start tftp-hpa on the boot server (playbooks/boot_server.yml, role tftp)")
+                            "start tftp-hpa on the boot server (playbooks/boot_server.yml, role tftp)"), "timed out" not in said.lower()
         if not os.path.isfile(reference):
-            return v.warning("tftp", expected, "%s is served but not in %s" % (name, root), "check tftp_root")
+            return v.warning("tftp", expected, "%s is served but not in %s" % (name, root), "check tftp_root"), True
         if boot_assets.file_sha256(local) != boot_assets.file_sha256(reference):
             return v.broken("tftp", expected, "%s over TFTP (%d bytes) differs from %s (%d bytes)"
                             % (name, os.path.getsize(local), reference, os.path.getsize(reference)),
-                            "another TFTP server answers, or tftpd serves another root")
-        return v.ok("tftp", name)
+                            "another TFTP server answers, or tftpd serves another root"), True
+        return v.ok("tftp", name), True
 
 
 def parse_ipxe(text):

@@ -121,11 +121,32 @@ def wanted_files(nodes, base_url):
     return wanted
 
 
-def provide(dest, nodes, base_url, local_dir=None, checksums=None, timeout=60, check_mode=False):
-    """Make every file the nodes need valid under dest. Returns (fetched, present, failures)."""
+def relative_path(version, schematic, name):
+    """A file's key under dest, as checksums and the files option name it."""
+    return "%s/%s/%s" % (version, schematic, name)
+
+
+def wanted_keys(nodes, base_url):
+    """The keys (relative_path) of every file the nodes need, in order; ValueError names the node."""
+    return [relative_path(version, schematic, name) for version, schematic, name, _magic, _url in wanted_files(nodes, base_url)]
+
+
+def failure_message(failures, dest):
+    """The task's message when files could not be provided: each of them and how to provide them."""
+    return ("Could not provide %d Talos boot file(s):\n%s\nMake them reachable at talos_assets_base_url "
+            "(Image Factory's layout <base>/<schematic>/<version>/<file>), or put them on the boot server under "
+            "talos_assets_local_dir/<schematic>/<version>/<file>, or copy them to %s/<version>/<schematic>/ yourself."
+            % (len(failures), "\n".join("- " + line for line in failures), dest))
+
+
+def provide(dest, nodes, base_url, local_dir=None, checksums=None, timeout=60, check_mode=False, only=None):
+    """Make every file the nodes need (or the keys in only of them) valid under dest.
+    Returns (fetched, present, failures)."""
     fetched, present, failures = [], [], []
     for version, schematic, name, magic, url in wanted_files(nodes, base_url):
-        relative = "%s/%s/%s" % (version, schematic, name)
+        relative = relative_path(version, schematic, name)
+        if only is not None and relative not in only:
+            continue
         path = os.path.join(dest, relative)
         sha256 = (checksums or {}).get(relative)
         source = os.path.join(local_dir, schematic, version, name) if local_dir else url

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import re
 import threading
 from functools import partial
 
@@ -223,3 +224,43 @@ def test_bad_node_facts_are_refused_naming_the_node(run_playbook, tmp_path):
     run = run_playbook(play(tmp_path / "matchbox", [node("kube07", arch="x86_64")]))
     assert run.rc != 0
     assert "nodes[kube07].arch" in run.task(ROLE_TASK)["result"]["msg"]
+
+
+def file_lines(run):
+    """The per-file lines printed while the task runs: key -> what happened."""
+    lines = [line[2:].split("   ", 1) for line in run.stdout.splitlines() if line.startswith("  v1.")]
+    return {key: words for key, words in lines}
+
+
+@pytest.mark.parametrize("callback", [None, "minimal"])
+def test_each_file_gets_a_line_as_it_is_done(run_playbook, server, tmp_path, callback):
+    data = tmp_path / "matchbox"
+    files = publish(server.root, VANILLA, "v1.9.4", "amd64", kernel=bzimage(2_300_000))
+    (server.root / OTHER / "v1.9.4").mkdir(parents=True)  # published nowhere: fails
+    env = {"ANSIBLE_STDOUT_CALLBACK": callback} if callback else {}
+    nodes = [node("kube01"), node("kube02", schematic=OTHER)]
+    kernel, initramfs = "v1.9.4/%s/kernel-amd64" % VANILLA, "v1.9.4/%s/initramfs-amd64.xz" % VANILLA
+    missing = ["v1.9.4/%s/%s" % (OTHER, name) for name in ("kernel-amd64", "initramfs-amd64.xz")]
+
+    check = run_playbook(play(data, nodes, talos_assets_base_url=server.url), check=True, env=env)
+    assert file_lines(check) == dict({kernel: "would be fetched", initramfs: "would be fetched"},
+                                     **{key: "would be fetched" for key in missing}), check.stdout
+    assert server.requests == [] and not (data / "assets").exists()
+
+    run = run_playbook(play(data, nodes, talos_assets_base_url=server.url), env=env)
+    print(run.stdout)
+    lines = file_lines(run)
+    assert re.fullmatch(r"2\.3 MB in \d+\.\d s", lines[kernel]), lines
+    assert re.fullmatch(r"%.1f kB in \d+\.\d s" % (len(files["initramfs-amd64.xz"]) / 1000), lines[initramfs]), lines
+    assert all(lines[key].startswith("failed: %s from %s/%s/v1.9.4/" % (key, server.url, OTHER)) for key in missing), lines
+    assert list(lines) == [kernel, initramfs] + missing  # in the order they are done
+    assert run.stdout.index("  " + kernel) < run.stdout.index("fatal:" if callback is None else "FAILED")
+    result = run.task(ROLE_TASK)["result"]
+    assert run.rc != 0 and "Could not provide 2 Talos boot file(s)" in result["msg"]
+    assert sorted(result["fetched"]) == sorted(str(data / "assets" / "talos" / key) for key in (kernel, initramfs))
+    assert result["sizes"][str(data / "assets" / "talos" / kernel)] == 2_300_000
+    assert served(data, "v1.9.4", VANILLA, "kernel-amd64") == files["kernel-amd64"]
+
+    again = run_playbook(play(data, nodes[:1], talos_assets_base_url=server.url), env=env)
+    assert again.rc == 0 and again.changed == 0, again.stdout
+    assert file_lines(again) == {kernel: "already present", initramfs: "already present"}
