@@ -32,8 +32,8 @@ def report(outcome, action_text):
     lines = []
     for record in outcome["records"]:
         stages = ", ".join("%s %.1fs" % (s["stage"], s["seconds"]) for s in record["stages"])
-        lines.append("%s (%s): %s in %.1fs - %s" % (record["name"], record["ip"], action_text[record["action"]],
-                                                  record["seconds"], stages))
+        lines.append("%s (%s): %s in %.1fs - %s" % (
+            record["name"], record["ip"], action_text[record["action"]], record["seconds"], stages))
     return lines or ["nothing to apply"]
 
 

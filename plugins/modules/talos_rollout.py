@@ -25,7 +25,7 @@ description:
     stage, the nodes of later steps are not touched, and the next run continues with what is left.
   - Nodes that are down or in maintenance mode are skipped (see RV(plan)).
   - Runs on the controller and prints each node's stages as they happen, one line per node and
-    stage with the seconds since the rollout began, e.g. C(  w1  reboot: coming back done in 41.2 s   63.0 s);
+    stage with the seconds since the rollout began, e.g. C(w1  runs the new config done in 0.2 s   0.5 s);
     while a stage waits, a short line every O(progress_every) seconds says how many nodes are
     through and where the others are. The lines show with any stdout callback and any C(ansible.cfg).
 extends_documentation_fragment:

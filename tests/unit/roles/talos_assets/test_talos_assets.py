@@ -229,7 +229,7 @@ def test_bad_node_facts_are_refused_naming_the_node(run_playbook, tmp_path):
 def file_lines(run):
     """The per-file lines printed while the task runs: key -> what happened."""
     lines = [line[2:].split("   ", 1) for line in run.stdout.splitlines() if line.startswith("  v1.")]
-    return {key: words for key, words in lines}
+    return dict(lines)
 
 
 @pytest.mark.parametrize("callback", [None, "minimal"])
