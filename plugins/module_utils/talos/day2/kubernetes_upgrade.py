@@ -186,8 +186,10 @@ class KubernetesUpgrade(rollout.Rollout):
         except Exception as exc:  # connection, TLS, HTTP and kubeconfig errors
             raise RefusedError(["the Kubernetes API cannot be read: %s: %s" % (type(exc).__name__, exc)])
         entries = plan(self.nodes, self.state, self.target)
-        if not entries:
-            return entries  # nothing to upgrade needs no node to answer: a config rollout may follow
+        if not entries or (unanswered and all(entry["from"] is None for entry in entries)):
+            # Nothing known to be behind needs no node to answer: a config rollout may follow while
+            # nodes are down or not registered yet.
+            return []
         if unanswered:
             raise unanswered
         problems = check(self.state, self.target, talos, self.by_name)
