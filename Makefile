@@ -51,7 +51,7 @@ sanity: deps venv
 	tests/sanity/run.sh
 
 unit: venv
-	$(BIN)/pytest -q -n 2 --dist loadfile tests/unit
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20 tests/unit
 
 # The built tarball installed into an empty collections path, run by name from outside the checkout.
 install-test: venv
