@@ -1,11 +1,11 @@
 """Benchmark: configs and publish at 100 and 1000 nodes over SSH, and the cluster wait against 100 node doubles.
 
-The boot server is this machine reached over SSH (an sshd started here on 127.0.14.1 with its own
+The boot server is this machine reached over SSH (an sshd started here on 127.0.24.1 with its own
 host key and configuration under a temporary directory; /etc/ssh is never read by it), so every
 module run pays for the connection as with a real boot server. For each size: the cold first run
 (secrets, every config rendered and published) and the no-op re-run, each of configs.yml and
 tests/bench/publish.yml (validation + one matchbox_publish per boot server). Then talos_wait polls
-100 Talos node doubles on 127.0.14.10-109 until every one is up. Prints tables; asserts nothing.
+100 Talos node doubles on 127.0.24.10-109 until every one is up. Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "talos
 from ansible_runner import REPO, ansible_env  # noqa: E402
 from configs_play import write_inventory  # noqa: E402
 
-SSH_ADDRESS = "127.0.14.1"
+SSH_ADDRESS = "127.0.24.1"
 PLAYBOOKS = {"configs": REPO / "playbooks" / "configs.yml", "publish": REPO / "tests" / "bench" / "publish.yml"}
 
 
@@ -140,7 +140,7 @@ def print_table(sizes, times):
 def bench_wait(count, directory):
     import doubles
 
-    members = [{"name": "n%03d" % i, "role": "controlplane" if i < 3 else "worker", "ip": "127.0.14.%d" % (10 + i)} for i in range(count)]
+    members = [{"name": "n%03d" % i, "role": "controlplane" if i < 3 else "worker", "ip": "127.0.24.%d" % (10 + i)} for i in range(count)]
     start = time.perf_counter()
     cluster = doubles.Cluster(directory, members, name="bench")
     try:
