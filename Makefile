@@ -25,7 +25,7 @@ help:
 	@echo "make lab-reprovision NODES=lab-worker1  reset lab nodes and bring them back through PXE"
 	@echo "make lab-down  remove everything the lab made"
 	@echo "make test      lint, sanity, unit tests, molecule scenarios and the PXE end-to-end test"
-	@echo "make bench     time configs and publish (no-op and cold, 100 and 1000 nodes, boot server over SSH), the cluster wait and diagnose"
+	@echo "make bench     time site.yml's re-run: validation, configs, version probe, publish (no-op and cold, 100 and 1000 nodes, boot server over SSH), the cluster wait and diagnose"
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

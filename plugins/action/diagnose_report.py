@@ -30,7 +30,7 @@ class ActionModule(ActionBase):
         for required in ("nodes", "boot_chain"):
             if required not in args:
                 raise AnsibleActionFail("diagnose_report: the option %r is required" % required)
-        nodes, boot_chain = args["nodes"], args["boot_chain"]
+        nodes, boot_chain = args["nodes"], merged_boot_chain(args["boot_chain"])
         probes = (args.get("talos") or {}).get("nodes") or {}
         rows, kube_error = kubernetes_rows(args.get("kubernetes"))
         extra_links, extra_findings = boot_server_results(args, nodes)
@@ -52,8 +52,34 @@ class ActionModule(ActionBase):
         result.update(changed=False, report=report)
         if report["broken"] or v.is_broken(findings):
             where = ["%s: %s" % (name, v.LINK_TITLES[v.first_broken(verdicts[name])["link"]]) for name in report["broken"]]
-            result.update(failed=True, msg="broken links: %s" % ("; ".join(where) or "the boot server"))
+            result.update(failed=True, msg="broken links: %s" % ("; ".join(where) or v.broken_servers_text(findings)))
         return result
+
+
+def per_boot_server(result):
+    """[(boot server, result)]: a check's result registered over a loop of boot servers (the diagnose
+    role's loop_var diagnose_server), each tagged with its boot server; a single result as it is."""
+    result = result or {}
+    if not isinstance(result.get("results"), list):
+        return [(None, result)]
+    return [(item.get("diagnose_server", item.get("item")), item) for item in result["results"]]
+
+
+def tagged(findings, server, servers):
+    """Findings with the boot server they are about, when more than one boot server was checked."""
+    if len(servers) < 2 or server is None:
+        return list(findings)
+    return [dict(entry, boot_server=server) for entry in findings]
+
+
+def merged_boot_chain(result):
+    """One boot_chain_check result ({nodes, findings}) from one run per boot server."""
+    runs = per_boot_server(result)
+    nodes, findings = {}, []
+    for server, run in runs:
+        nodes.update(run.get("nodes") or {})
+        findings += tagged(run.get("findings") or [], server, runs)
+    return {"nodes": nodes, "findings": findings}
 
 
 def boot_server_results(args, nodes):
@@ -61,14 +87,16 @@ def boot_server_results(args, nodes):
     nothing; one that could not run adds a finding saying why."""
     per_node, findings = {node["name"]: [] for node in nodes}, []
     for link in ("dhcp", "logs"):
-        result = args.get(link) or {}
-        if result.get("failed"):
-            findings.append(v.warning(link, "the %s check runs on the boot server" % v.LINK_TITLES[link],
-                                      "%s not checked: %s" % (v.LINK_TITLES[link], result.get("msg", "")), "install what it names"))
-            continue
-        for name in per_node:
-            per_node[name] += (result.get("nodes") or {}).get(name, [])
-        findings += result.get("findings") or []
+        runs = per_boot_server(args.get(link))
+        for server, result in runs:
+            if result.get("failed"):
+                findings += tagged([v.warning(link, "the %s check runs on the boot server" % v.LINK_TITLES[link],
+                                              "%s not checked: %s" % (v.LINK_TITLES[link], result.get("msg", "")),
+                                              "install what it names")], server, runs)
+                continue
+            for name in per_node:
+                per_node[name] += (result.get("nodes") or {}).get(name, [])
+            findings += tagged(result.get("findings") or [], server, runs)
     return per_node, findings
 
 

@@ -28,14 +28,17 @@ options:
     elements: dict
     required: true
   boot_chain:
-    description: The registered result of M(netboot.talos.boot_chain_check).
+    description:
+      - The registered result of M(netboot.talos.boot_chain_check), or of a loop of it over the boot
+        servers (loop variable C(diagnose_server)), each run for the nodes that boot from that boot server.
+      - With more than one boot server, each finding of no single node names its boot server.
     type: dict
     required: true
   dhcp:
-    description: The registered result of M(netboot.talos.dhcp_probe), or a skipped or failed one.
+    description: The registered result of M(netboot.talos.dhcp_probe) (or of a loop of it over the boot servers), or a skipped or failed one.
     type: dict
   logs:
-    description: The registered result of M(netboot.talos.boot_logs), or a skipped or failed one.
+    description: The registered result of M(netboot.talos.boot_logs) (or of a loop of it over the boot servers), or a skipped or failed one.
     type: dict
   talos:
     description: The registered result of M(netboot.talos.talos_info) for the nodes' IPs.

@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "unit" / "playbooks"))
 from test_diagnose import Site  # noqa: E402
 
-NETWORK = ipaddress.ip_network("127.0.17.0/24")
+NETWORK = ipaddress.ip_network("127.0.24.0/24")
 
 
 def nodes(count):

@@ -1,11 +1,14 @@
-"""Benchmark: configs and publish at 100 and 1000 nodes over SSH, and the cluster wait against 100 node doubles.
+"""Benchmark: site.yml's re-run at 100 and 1000 nodes over SSH, and the cluster wait against 100 node doubles.
 
-The boot server is this machine reached over SSH (an sshd started here on 127.0.14.1 with its own
+The boot server is this machine reached over SSH (an sshd started here on 127.0.24.1 with its own
 host key and configuration under a temporary directory; /etc/ssh is never read by it), so every
 module run pays for the connection as with a real boot server. For each size: the cold first run
-(secrets, every config rendered and published) and the no-op re-run, each of configs.yml and
-tests/bench/publish.yml (validation + one matchbox_publish per boot server). Then talos_wait polls
-100 Talos node doubles on 127.0.14.10-109 until every one is up. Prints tables; asserts nothing.
+(secrets, every config rendered and published) and the no-op re-run of tests/bench/site.yml (what
+site.yml runs that grows with the node count: validation, configs.yml, and boot_server.yml's
+validation, Talos version probe and one matchbox_publish per boot server; no node answers, so the
+probe meets every node down). Each run is split into phases by a callback (tests/bench/callbacks);
+"start-up" is Ansible's own start and inventory parsing. Then talos_wait polls 100 Talos node doubles
+on 127.0.24.10-109 until every one is up. Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import getpass
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -29,8 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "talos
 from ansible_runner import REPO, ansible_env  # noqa: E402
 from configs_play import write_inventory  # noqa: E402
 
-SSH_ADDRESS = "127.0.14.1"
-PLAYBOOKS = {"configs": REPO / "playbooks" / "configs.yml", "publish": REPO / "tests" / "bench" / "publish.yml"}
+SSH_ADDRESS = "127.0.24.1"
+PLAYBOOK = REPO / "tests" / "bench" / "site.yml"
+PHASES = ("start-up", "validate", "configs", "probe", "publish", "total")
+PROBE_TASKS = {"Read the Talos versions the nodes run", "Decide which Talos version each node boots"}
 
 
 def free_port(address):
@@ -95,14 +101,36 @@ def add_boot_server(root, sshd, data_dir):
     (root / "hosts.yml").write_text(yaml.safe_dump(hosts))
 
 
-def run_play(name, inventory, workdir):
+def phase(row):
+    if row["play"] == "Validate the inventory":
+        return "validate"
+    if row["play"].startswith("Boot server"):
+        return "probe" if row["task"] in PROBE_TASKS else "publish"
+    return "configs"
+
+
+def run_site(inventory, workdir):
+    """{phase: wall seconds} and the controller's CPU seconds (user + system) for one run of PLAYBOOK."""
+    phases_file = Path(workdir) / "phases.jsonl"
+    phases_file.unlink(missing_ok=True)
+    env = ansible_env({"ANSIBLE_CALLBACK_PLUGINS": "%s:%s" % (REPO / "tests" / "callbacks", REPO / "tests" / "bench" / "callbacks"),
+                       "ANSIBLE_CALLBACKS_ENABLED": "bench_phases", "NBT_BENCH_PHASES": str(phases_file)})
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOKS[name]), "-i", str(inventory)],
-                          cwd=workdir, env=ansible_env(), capture_output=True, text=True, check=False)
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-i", str(inventory)],
+                          cwd=workdir, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        sys.exit("%s play failed:\n%s%s" % (name, proc.stdout[-3000:], proc.stderr[-3000:]))
-    return elapsed
+        sys.exit("site play failed:\n%s%s" % (proc.stdout[-3000:], proc.stderr[-3000:]))
+    times = dict.fromkeys(PHASES, 0.0)
+    for line in phases_file.read_text().splitlines():
+        row = json.loads(line)
+        times[phase(row)] += row["seconds"]
+    times["total"] = elapsed
+    times["start-up"] = elapsed - sum(times[name] for name in ("validate", "configs", "probe", "publish"))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return times, cpu
 
 
 def bench_sizes(sizes, sshd):
@@ -113,34 +141,35 @@ def bench_sizes(sizes, sshd):
             write_inventory(workdir / "inventory", count)
             add_boot_server(workdir / "inventory", sshd, workdir / "matchbox")
             for run in ("cold", "no-op"):
-                for name in PLAYBOOKS:
-                    times[count, run, name] = run_play(name, workdir / "inventory", workdir)
-                    print("%5d nodes, %-5s run, %-7s: %7.2f s" % (count, run, name, times[count, run, name]), flush=True)
+                phases, cpu = run_site(workdir / "inventory", workdir)
+                for name, seconds in phases.items():
+                    times[count, run, name] = seconds
+                times[count, run, "controller CPU"] = cpu
+                print("%5d nodes, %-5s run: %7.2f s (%s; controller CPU %.1f s; load %s)" % (
+                    count, run, phases["total"], ", ".join("%s %.2f" % (name, phases[name]) for name in PHASES[:-1]), cpu,
+                    " ".join("%.2f" % value for value in os.getloadavg())), flush=True)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return times
 
 
 def print_table(sizes, times):
-    print("\n| run | play | " + " | ".join("%d nodes (s) | ms/node" % count for count in sizes) + " | marginal ms/node | ratio per-node |")
+    print("\n| run | phase | " + " | ".join("%d nodes (s) | ms/node" % count for count in sizes) + " | marginal ms/node | ratio per-node |")
     print("|---|---|" + "---:|---:|" * len(sizes) + "---:|---:|")
     for run in ("no-op", "cold"):
-        for name in list(PLAYBOOKS) + ["total"]:
-            row = []
-            for count in sizes:
-                value = sum(times[count, run, n] for n in PLAYBOOKS) if name == "total" else times[count, run, name]
-                row.append(value)
+        for name in PHASES + ("controller CPU",):
+            row = [times[count, run, name] for count in sizes]
             cells = " | ".join("%.2f | %.1f" % (value, value / count * 1000) for value, count in zip(row, sizes))
             small, large = (row[0], sizes[0]), (row[-1], sizes[-1])
             marginal = (large[0] - small[0]) / (large[1] - small[1]) * 1000 if len(sizes) > 1 else float("nan")
-            ratio = (large[0] / large[1]) / (small[0] / small[1]) if len(sizes) > 1 else float("nan")
+            ratio = (large[0] / large[1]) / (small[0] / small[1]) if len(sizes) > 1 and small[0] else float("nan")
             print("| %s | %s | %s | %.1f | %.2f |" % (run, name, cells, marginal, ratio))
 
 
 def bench_wait(count, directory):
     import doubles
 
-    members = [{"name": "n%03d" % i, "role": "controlplane" if i < 3 else "worker", "ip": "127.0.14.%d" % (10 + i)} for i in range(count)]
+    members = [{"name": "n%03d" % i, "role": "controlplane" if i < 3 else "worker", "ip": "127.0.24.%d" % (10 + i)} for i in range(count)]
     start = time.perf_counter()
     cluster = doubles.Cluster(directory, members, name="bench")
     try:

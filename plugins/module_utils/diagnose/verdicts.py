@@ -83,13 +83,29 @@ def node_text(node, verdicts):
     return "\n".join(lines)
 
 
+def _by_boot_server(findings):
+    """[(boot server or None, its findings)] in first-seen order; None for untagged (one boot server)."""
+    groups = {}
+    for entry in findings:
+        groups.setdefault(entry.get("boot_server"), []).append(entry)
+    return list(groups.items())
+
+
+def broken_servers_text(findings):
+    """'the boot server', or the boot servers (by name) with a broken finding."""
+    names = [server for server, entries in _by_boot_server(findings) if is_broken(entries)]
+    return ", ".join("boot server %s" % name if name else "the boot server" for name in names)
+
+
 def report_text(nodes, verdicts_by_node, findings):
-    """Every node's block, then the findings of no single node, then a one-line summary."""
+    """Every node's block, then the findings of no single node (per boot server when they name one),
+    then a one-line summary."""
     blocks = [node_text(node, verdicts_by_node.get(node["name"], [])) for node in nodes]
-    if findings:
-        blocks.append("\n".join(["Boot server:"] + [line for entry in findings for line in _lines(entry)]))
+    for server, entries in _by_boot_server(findings):
+        heading = "Boot server %s:" % server if server else "Boot server:"
+        blocks.append("\n".join([heading] + [line for entry in entries for line in _lines(entry)]))
     bad = [node["name"] for node in nodes if is_broken(verdicts_by_node.get(node["name"], []))]
     if is_broken(findings):
-        bad.append("the boot server")
+        bad.append(broken_servers_text(findings))
     summary = "diagnose: %d node(s) checked, %s" % (len(nodes), "broken: " + ", ".join(bad) if bad else "every link ok")
     return "\n\n".join(blocks + [summary])
