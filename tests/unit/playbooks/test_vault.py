@@ -1,0 +1,126 @@
+"""clusters/<name>/ kept vault-encrypted: configs.yml and vault_encrypt.yml through ansible-playbook,
+checked against ansible-vault itself."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_runner import REPO, ansible_env
+
+VAULT_HEADER = b"$ANSIBLE_VAULT;1.2;AES256;lab\n"
+SECRET_FILES = ["nodes/kube01.yaml", "nodes/kube02.yaml", "nodes/kube03.yaml", "secrets.yaml", "talosconfig"]
+CLEAR_FILES = ["contract.json", "staged.json"]  # no secret in them: they stay clear
+
+
+def ansible_vault(*args, cwd):
+    command = [str(Path(sys.executable).parent / "ansible-vault"), *args]
+    proc = subprocess.run(command, cwd=str(cwd), env=ansible_env(), capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture
+def passwords(tmp_path):
+    right, wrong = tmp_path / "vault-pass", tmp_path / "wrong-pass"
+    right.write_text("correct horse battery staple\n")
+    wrong.write_text("not it\n")
+    return {"right": ["--vault-id", "lab@%s" % right], "wrong": ["--vault-id", "lab@%s" % wrong], "file": right}
+
+
+def configs(run_playbook, *args, **kwargs):
+    return run_playbook(str(REPO / "playbooks" / "configs.yml"), inventory=REPO / "inventory" / "example",
+                        extra_vars={"talos_vault_id": "lab"} if args else None, args=args, **kwargs)
+
+
+def snapshot(cluster):
+    return {p.relative_to(cluster).as_posix(): p.read_bytes() for p in sorted(cluster.rglob("*")) if p.is_file()}
+
+
+def test_written_encrypted_from_the_start_read_back_and_kept_byte_for_byte(run_playbook, tmp_path, passwords):
+    first = configs(run_playbook, *passwords["right"])
+    assert first.rc == 0, first.stdout + first.stderr
+    cluster = tmp_path / "clusters" / "homecluster"
+    files = snapshot(cluster)
+    assert sorted(files) == sorted(SECRET_FILES + ["contract.json"])
+    assert not files["contract.json"].startswith(b"$ANSIBLE_VAULT")
+    for relative, content in ((r, files[r]) for r in SECRET_FILES):
+        assert content.startswith(VAULT_HEADER), relative
+        assert stat.S_IMODE((cluster / relative).stat().st_mode) == 0o600
+    # ansible-vault opens them, and they are what the clear-text run writes
+    bundle = yaml.safe_load(ansible_vault("view", "--vault-id", "lab@%s" % passwords["file"], "secrets.yaml", cwd=cluster))
+    kube02 = yaml.safe_load(ansible_vault("view", "--vault-id", "lab@%s" % passwords["file"], "nodes/kube02.yaml", cwd=cluster))
+    assert kube02["machine"]["token"] == bundle["trustdinfo"]["token"]
+
+    second = configs(run_playbook, *passwords["right"], diff=True)
+    assert second.rc == 0, second.stdout + second.stderr
+    assert second.changed == 0, second.stdout
+    assert snapshot(cluster) == files
+    for secret in (bundle["trustdinfo"]["token"], bundle["secrets"]["bootstraptoken"], bundle["certs"]["os"]["key"],
+                   "correct horse battery staple"):
+        assert secret not in first.stdout + first.stderr + second.stdout + second.stderr
+
+
+@pytest.mark.parametrize("password, expected", [
+    ("wrong", "no vault secret given opens it"),
+    (None, "vault-encrypted files"),
+])
+def test_wrong_or_missing_password_refused_before_anything_changes(run_playbook, tmp_path, passwords, password, expected):
+    assert configs(run_playbook, *passwords["right"]).rc == 0
+    cluster = tmp_path / "clusters" / "homecluster"
+    (cluster / "nodes" / "kube03.yaml").unlink()  # a change the run would make if it went on
+    before = snapshot(cluster)
+    run = configs(run_playbook, *passwords[password]) if password else configs(run_playbook)
+    assert run.rc != 0
+    assert expected in run.stdout, run.stdout
+    assert "secrets.yaml" in run.stdout or "talosconfig" in run.stdout
+    assert snapshot(cluster) == before
+
+
+def test_vault_encrypt_playbook_both_ways_byte_checked(run_playbook, tmp_path, passwords):
+    assert configs(run_playbook).rc == 0
+    cluster = tmp_path / "clusters" / "homecluster"
+    (cluster / "kubeconfig").write_bytes(b"apiVersion: v1\nkind: Config\n")
+    (cluster / "kubeconfig").chmod(0o600)
+    (cluster / "backups").mkdir()
+    (cluster / "backups" / "etcd-20261201T120000Z.db").write_bytes(bytes(range(256)) * 3)
+    (cluster / "staged.json").write_text("{}\n")
+    clear = snapshot(cluster)
+    playbook = str(REPO / "playbooks" / "vault_encrypt.yml")
+    inventory = REPO / "inventory" / "example"
+    vault_id = {"talos_vault_id": "lab"}
+
+    check = run_playbook(playbook, inventory=inventory, extra_vars=vault_id, check=True, args=passwords["right"])
+    assert check.rc == 0 and check.changed == 1, check.stdout
+    assert snapshot(cluster) == clear
+
+    encrypt = run_playbook(playbook, inventory=inventory, extra_vars=vault_id, args=passwords["right"])
+    assert encrypt.rc == 0, encrypt.stdout + encrypt.stderr
+    encrypted = snapshot(cluster)
+    for relative in CLEAR_FILES:
+        assert encrypted[relative] == clear[relative]
+    for relative in set(clear) - set(CLEAR_FILES):
+        assert encrypted[relative].startswith(VAULT_HEADER), relative
+        opened = tmp_path / "opened"
+        ansible_vault("decrypt", "--vault-id", "lab@%s" % passwords["file"], "--output", str(opened), relative, cwd=cluster)
+        assert opened.read_bytes() == clear[relative], relative
+        opened.unlink()
+    assert stat.S_IMODE((cluster / "backups" / "etcd-20261201T120000Z.db").stat().st_mode) == 0o644
+
+    again = run_playbook(playbook, inventory=inventory, extra_vars=vault_id, args=passwords["right"])
+    assert again.rc == 0 and again.changed == 0, again.stdout
+    assert snapshot(cluster) == encrypted
+    configs_run = configs(run_playbook, *passwords["right"])
+    assert configs_run.rc == 0 and configs_run.changed == 0, configs_run.stdout
+    assert snapshot(cluster) == encrypted
+
+    decrypt = run_playbook(playbook, inventory=inventory, extra_vars=dict(vault_id, vault_decrypt=True), args=passwords["right"])
+    assert decrypt.rc == 0, decrypt.stdout + decrypt.stderr
+    assert snapshot(cluster) == clear
+    for secret in ("correct horse battery staple", yaml.safe_load(clear["secrets.yaml"])["trustdinfo"]["token"]):
+        assert secret not in encrypt.stdout + decrypt.stdout + again.stdout
