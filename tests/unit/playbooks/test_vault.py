@@ -3,6 +3,7 @@ checked against ansible-vault itself."""
 
 from __future__ import annotations
 
+import base64
 import stat
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_runner import REPO, ansible_env
+from ansible_runner import REPO, ansible_env, ansible_playbook
 
 VAULT_HEADER = b"$ANSIBLE_VAULT;1.2;AES256;lab\n"
 SECRET_FILES = ["nodes/kube01.yaml", "nodes/kube02.yaml", "nodes/kube03.yaml", "secrets.yaml", "talosconfig"]
@@ -124,3 +125,87 @@ def test_vault_encrypt_playbook_both_ways_byte_checked(run_playbook, tmp_path, p
     assert snapshot(cluster) == clear
     for secret in ("correct horse battery staple", yaml.safe_load(clear["secrets.yaml"])["trustdinfo"]["token"]):
         assert secret not in encrypt.stdout + decrypt.stdout + again.stdout
+
+
+# ---- a cluster of node doubles (127.0.23.x) brought up and backed up from an encrypted cluster dir
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "talos_node"
+NET = "127.0.23."
+NODES = {"cp1": ("controlplane", 11), "w1": ("workers", 21)}
+
+
+def doubles_module():
+    sys.path.insert(0, str(FIXTURES))
+    import doubles  # noqa: E402 pylint: disable=import-outside-toplevel
+    return doubles
+
+
+@pytest.fixture(scope="module")
+def vault_cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vault-cluster")
+    password = root / "vault-pass"
+    password.write_text("cluster vault password\n")
+    group_vars = {"talos_cluster_name": "demo", "talos_cluster_endpoint": "https://%s11:6443" % NET, "talos_version": "v1.11.5",
+                  "talos_network": NET + "0/24", "talos_install_disk": "/dev/sda", "talos_matchbox_url": "http://%s1:8080" % NET,
+                  "talos_cluster_wait_timeout": 30, "talos_cluster_ready_timeout": 30, "talos_vault_id": "lab"}
+    groups = {"controlplane": {"hosts": {}}, "workers": {"hosts": {}}}
+    (root / "inventory" / "host_vars").mkdir(parents=True)
+    for name, (group, last) in NODES.items():
+        groups[group]["hosts"][name] = None
+        (root / "inventory" / "host_vars" / ("%s.yml" % name)).write_text(
+            yaml.safe_dump({"talos_mac": "52:54:00:23:00:%02x" % last, "talos_ip": NET + str(last)}))
+    (root / "inventory" / "hosts.yml").write_text(yaml.safe_dump({"all": {"vars": group_vars, "children": {"talos": {"children": groups}}}}))
+
+    def play(name, vault=True, **kwargs):
+        args = ["--vault-id", "lab@%s" % password] if vault else []
+        return ansible_playbook(str(REPO / "playbooks" / ("%s.yml" % name)), root, inventory=root / "inventory", args=args, **kwargs)
+
+    def opened(path):
+        target = root / "opened"
+        ansible_vault("decrypt", "--vault-id", "lab@%s" % password, "--output", str(target), str(path), cwd=root)
+        content = target.read_bytes()
+        target.unlink()
+        return content
+
+    assert play("configs").rc == 0
+    cluster = root / "clusters" / "demo"
+    doubles = doubles_module()
+    os_key = base64.b64decode(yaml.safe_load(opened(cluster / "secrets.yaml"))["certs"]["os"]["key"])
+    running = []
+    for name, (_group, last) in NODES.items():
+        plain = root / ("%s.yaml" % name)  # what the node was served: clear, as matchbox serves it
+        plain.write_bytes(opened(cluster / "nodes" / ("%s.yaml" % name)))
+        running.append(doubles.NodeDouble(NET + str(last), root / "node-state" / name, os_ca_key=os_key).start(config=plain))
+    running.append(doubles.KubeDouble(NET + "11", root / "cp1.yaml", root / "node-state").start())
+    try:
+        yield {"root": root, "dir": cluster, "play": play, "opened": opened, "password": "cluster vault password"}
+    finally:
+        for double in running:
+            double.stop()
+
+
+def test_cluster_and_backup_from_an_encrypted_cluster_dir(vault_cluster):
+    play, cluster, opened = vault_cluster["play"], vault_cluster["dir"], vault_cluster["opened"]
+    up = play("cluster")
+    assert up.rc == 0, up.stdout + up.stderr
+    kubeconfig = (cluster / "kubeconfig").read_bytes()
+    assert kubeconfig.startswith(VAULT_HEADER) and b"clusters:" in opened(cluster / "kubeconfig")
+
+    backup = play("backup")
+    assert backup.rc == 0 and backup.changed == 1, backup.stdout + backup.stderr
+    [snapshot_file] = list((cluster / "backups").iterdir())
+    assert snapshot_file.read_bytes().startswith(VAULT_HEADER)
+    served = (vault_cluster["root"] / "node-state" / "cp1" / "etcd-snapshot-served.db").read_bytes()
+    assert opened(snapshot_file) == served
+    assert stat.S_IMODE(snapshot_file.stat().st_mode) == 0o600
+
+    before = snapshot(cluster)
+    again = play("cluster")
+    assert again.rc == 0 and again.changed == 0, again.stdout
+    assert snapshot(cluster) == before
+    refused = play("backup", vault=False)
+    # talos_vault_id is set in this inventory: that it names no loaded secret is said first
+    assert refused.rc != 0 and "talos_vault_id: 'lab' names no loaded vault secret" in refused.stdout, refused.stdout
+    assert snapshot(cluster) == before
+    for run in (up, backup, again, refused):
+        assert vault_cluster["password"] not in run.stdout + run.stderr
