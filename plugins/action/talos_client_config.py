@@ -5,4 +5,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.netboot.talos.plugins.plugin_utils.vault import VaultAction as ActionModule  # noqa: F401
+from ansible_collections.netboot.talos.plugins.plugin_utils.vault import VaultAction
+
+
+class ActionModule(VaultAction):
+    """The module of the same name, run with the run's vault secrets."""
