@@ -83,6 +83,23 @@ def test_wrong_or_missing_password_refused_before_anything_changes(run_playbook,
     assert snapshot(cluster) == before
 
 
+def test_mixed_dir_a_file_ansible_vault_encrypted_is_kept_and_the_clear_ones_are_encrypted(run_playbook, tmp_path, passwords):
+    assert configs(run_playbook).rc == 0
+    cluster = tmp_path / "clusters" / "homecluster"
+    ansible_vault("encrypt", "--vault-id", "lab@%s" % passwords["file"], "secrets.yaml", cwd=cluster)
+    before = snapshot(cluster)
+    run = configs(run_playbook, *passwords["right"])
+    assert run.rc == 0, run.stdout + run.stderr
+    assert run.changed > 0  # the clear secret files were encrypted: a change, reported
+    after = snapshot(cluster)
+    assert after["secrets.yaml"] == before["secrets.yaml"]  # ansible-vault's own envelope, read and kept
+    for relative in SECRET_FILES:
+        assert after[relative].startswith(VAULT_HEADER), relative
+    again = configs(run_playbook, *passwords["right"])
+    assert again.rc == 0 and again.changed == 0, again.stdout
+    assert snapshot(cluster) == after
+
+
 def test_vault_encrypt_playbook_both_ways_byte_checked(run_playbook, tmp_path, passwords):
     assert configs(run_playbook).rc == 0
     cluster = tmp_path / "clusters" / "homecluster"
