@@ -9,6 +9,9 @@ import os
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.netboot.talos.plugins.module_utils import files
+from ansible_collections.netboot.talos.plugins.plugin_utils import vault as vault_layer
+
 ARGS = frozenset(("data_dir", "profiles", "groups", "configs", "configs_dir", "withheld", "configs_group", "prune"))
 
 
@@ -18,6 +21,10 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
+        with vault_layer.in_process(self, task_vars):
+            return self._run(tmp, task_vars)
+
+    def _run(self, tmp, task_vars):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
         configs, problems = [], []
@@ -30,9 +37,11 @@ class ActionModule(ActionBase):
                 problems.append("configs_dir: required with configs")
                 break
             path = os.path.join(directory, "%s.yaml" % entry["name"])
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    configs.append({"name": entry["name"], "file": entry["file"], "content": handle.read()})
+            try:  # served to the nodes in clear (they cannot decrypt): read through the vault
+                content = files.read_secret(path)
+                if content is None:
+                    raise FileNotFoundError(2, "No such file or directory", path)
+                configs.append({"name": entry["name"], "file": entry["file"], "content": content.decode("utf-8")})
             except OSError as exc:
                 problems.append("configs[%s]: cannot read its rendered config %s: %s" % (entry["name"], path, exc.strerror))
         if problems:

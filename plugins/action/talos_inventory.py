@@ -8,9 +8,12 @@ from __future__ import annotations
 import functools
 import os
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.netboot.talos.plugins.module_utils import cluster_vault
+from ansible_collections.netboot.talos.plugins.plugin_utils import vault as vault_layer
 
 try:
     from ansible_collections.netboot.talos.plugins.module_utils import inventory, requirements
@@ -85,6 +88,13 @@ class ActionModule(ActionBase):
         except inventory.InventoryError as exc:
             return {}, exc.problems
 
+    def _vault_problems(self, directory, task_vars):
+        """A wrong or missing vault password stops the run here, before anything changes."""
+        try:
+            return cluster_vault.problems(directory, vault_layer.keyring(self, task_vars))
+        except AnsibleActionFail as exc:
+            return [str(exc)]
+
     def run(self, tmp=None, task_vars=None):
         if IMPORT_ERROR:
             raise AnsibleError("talos_inventory: the Python library %s is missing on the controller" % IMPORT_ERROR.name) from IMPORT_ERROR
@@ -135,6 +145,7 @@ class ActionModule(ActionBase):
         else:
             if cluster["withdraw_configs"]:
                 unmet += self._requirement_problems(sorted(set(require_for_withdraw) - set(require)), groups, hostvars)
+            unmet += self._vault_problems(cluster["dir"], task_vars)
         wanted = set(require) | (set(require_for_withdraw) if not unmet and cluster["withdraw_configs"] else set())
         if "boot_server" in wanted:
             assignment, problems = self._boot_servers(hosts, groups, hostvars)

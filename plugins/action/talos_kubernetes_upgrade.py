@@ -11,6 +11,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.netboot.talos.plugins.plugin_utils import vault as vault_layer
+
 try:
     from ansible_collections.netboot.talos.plugins.module_utils.talos import secrets
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
@@ -40,6 +42,10 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
+        with vault_layer.in_process(self, task_vars):
+            return self._run(tmp, task_vars)
+
+    def _run(self, tmp, task_vars):
         if IMPORT_ERROR:
             raise AnsibleActionFail("talos_kubernetes_upgrade: the Python library %s is missing on the controller" % IMPORT_ERROR.name)
         if not client.HAS_GRPCLIB:

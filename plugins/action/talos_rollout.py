@@ -11,8 +11,10 @@ import os
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import live
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import options
+from ansible_collections.netboot.talos.plugins.plugin_utils import vault as vault_layer
 
 display = Display()
 
@@ -68,8 +70,7 @@ def main(module, progress):
         module.exit_json(changed=bool(result["changing"]), **result)
     kubeconfig = None
     if params["kubeconfig"]:
-        with open(params["kubeconfig"], "rb") as handle:
-            kubeconfig = handle.read()
+        kubeconfig = files.read_secret(params["kubeconfig"])
     runner = rollout.Rollout(connector, params["nodes"], configs, bundle, kubeconfig, params["reboot_timeout"],
                              params["etcd_timeout"], params["ready_timeout"], params["interval"], on_stage=progress.on_stage)
     try:
@@ -93,6 +94,10 @@ class ActionModule(ActionBase):
     _supports_async = False
 
     def run(self, tmp=None, task_vars=None):
+        with vault_layer.in_process(self, task_vars):
+            return self._run(tmp, task_vars)
+
+    def _run(self, tmp, task_vars):
         result = super().run(tmp, task_vars)
         result.update(live.run_action(self, ARGUMENT_SPEC, main, display.display))
         return result

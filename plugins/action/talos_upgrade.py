@@ -11,8 +11,10 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.netboot.talos.plugins.plugin_utils import vault as vault_layer
+
 try:
-    from ansible_collections.netboot.talos.plugins.module_utils import progress
+    from ansible_collections.netboot.talos.plugins.module_utils import files, progress
     from ansible_collections.netboot.talos.plugins.module_utils.talos import factory, versions
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
@@ -92,6 +94,10 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
+        with vault_layer.in_process(self, task_vars):
+            return self._run(tmp, task_vars)
+
+    def _run(self, tmp, task_vars):
         if IMPORT_ERROR:
             raise AnsibleActionFail("talos_upgrade: the Python library %s is missing on the controller" % IMPORT_ERROR.name)
         if not client.HAS_GRPCLIB:
@@ -109,8 +115,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("talos_upgrade: %s" % exc)
         kubeconfig = None
         if args["kubeconfig"]:
-            with open(args["kubeconfig"], "rb") as handle:
-                kubeconfig = handle.read()
+            kubeconfig = files.read_secret(args["kubeconfig"])
         plans = client.run(upgrade.plan_nodes(connector, args["nodes"]))
         lines = upgrade.text(plans, args["cluster"])
         for line in lines:

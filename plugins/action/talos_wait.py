@@ -15,6 +15,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.netboot.talos.plugins.plugin_utils import vault as vault_layer
+
 try:
     from ansible_collections.netboot.talos.plugins.module_utils import progress
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client, kubernetes
@@ -84,6 +86,10 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
+        with vault_layer.in_process(self, task_vars):
+            return self._run(tmp, task_vars)
+
+    def _run(self, tmp, task_vars):
         if IMPORT_ERROR:
             raise AnsibleActionFail("talos_wait: the Python library %s is missing on the controller" % IMPORT_ERROR.name)
         result = super().run(tmp, task_vars)

@@ -13,6 +13,8 @@ import os
 import stat
 import tempfile
 
+from ansible_collections.netboot.talos.plugins.module_utils import vault
+
 
 def read_bytes(path):
     """Return the file's content, or None when it does not exist."""
@@ -59,6 +61,54 @@ def ensure_file(path, content, mode, check_mode=False):
             os.chmod(path, mode)
         else:
             write_atomic(path, content, mode)
+    return True, previous
+
+
+def read_secret(path):
+    """The plaintext of a secret file (clusters/<name>/...), or None when it does not exist.
+
+    A vault-encrypted file is opened with this process's keyring (vault.configure); without one, or
+    when no secret opens it, it is refused (vault.refuse) naming the file, so nothing is ever decided
+    on the envelope's bytes.
+    """
+    return _decrypted(path, read_bytes(path))
+
+
+def _decrypted(path, raw):
+    if not vault.is_encrypted(raw):
+        return raw
+    keyring = vault.active()
+    if keyring is None:
+        vault.refuse("%s is vault-encrypted and no vault secret was given: %s" % (path, vault.HOW_TO_PASS))
+    try:
+        return keyring.decrypt(path, raw)
+    except vault.VaultError as exc:
+        vault.refuse(str(exc))
+
+
+def encode_secret(content):
+    """What a secret file holds on disk: content encrypted under this process's keyring, or as is."""
+    keyring = vault.active()
+    return content if keyring is None else keyring.encrypt(content)
+
+
+def ensure_secret_file(path, content, mode, check_mode=False):
+    """ensure_file for a secret file: compared by plaintext, written encrypted when a keyring is active.
+
+    An unchanged encrypted file keeps its bytes (the salt is random: re-encrypting always changes
+    them); a clear file is encrypted once a keyring is active (a change), and an encrypted file is
+    never replaced without one (read_secret refuses it). Returns (changed, previous plaintext or None).
+    """
+    raw = read_bytes(path)
+    previous = _decrypted(path, raw)
+    kept_form = vault.is_encrypted(raw) == (vault.active() is not None)
+    if previous == content and kept_form and file_mode(path) == mode:
+        return False, previous
+    if not check_mode:
+        if previous == content and kept_form:
+            os.chmod(path, mode)
+        else:
+            write_atomic(path, encode_secret(content), mode)
     return True, previous
 
 

@@ -114,6 +114,8 @@ PLAYBOOK_VARIABLES += ("talos_cluster_backup_keep", "talos_cluster_backup_before
 PLAYBOOK_VARIABLES += ("talos_cluster_remove_absent", "talos_cluster_remove_reboot", "talos_cluster_drain_timeout")
 # the Talos upgrade (roles/talos_rollout/tasks/upgrade.yml)
 PLAYBOOK_VARIABLES += ("talos_cluster_upgrade_drain", "talos_cluster_upgrade_timeout")
+# which loaded vault id encrypts clusters/<name>/ (plugins/plugin_utils/vault.py)
+PLAYBOOK_VARIABLES += ("talos_vault_id",)
 PATCH_VARIABLES = {
     "controlplane": ("talos_cluster_patches", "talos_controlplane_patches", "talos_patches"),
     "worker": ("talos_cluster_patches", "talos_worker_patches", "talos_patches"),

@@ -15,6 +15,7 @@ description:
   - Returns the rows and a text table laid out like C(kubectl get nodes -o wide).
 extends_documentation_fragment:
   - netboot.talos.attributes
+  - netboot.talos.vault
 author:
   - netboot.talos developers (@netboot-talos)
 requirements:
@@ -83,6 +84,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
+    from ansible_collections.netboot.talos.plugins.module_utils import vault
     from ansible_collections.netboot.talos.plugins.module_utils import libraries
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes
     libraries.check()
@@ -99,9 +101,11 @@ def main():
             names=dict(type="list", elements="str", default=[]),
             timeout=dict(type="float", default=600),
             interval=dict(type="float", default=1),
+            **vault.OPTIONS
         ),
         supports_check_mode=True,
     )
+    vault.configure(module)
     if MISSING_LIBRARY:
         module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     if not kubernetes.HAS_REQUESTS:

@@ -20,6 +20,7 @@ description:
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
+  - netboot.talos.vault
 author:
   - netboot.talos developers (@netboot-talos)
 options:
@@ -91,6 +92,7 @@ warnings_from_node:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netboot.talos.plugins.module_utils import files, vault
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 
@@ -114,10 +116,12 @@ def main():
         ),
         supports_check_mode=True,
     )
+    vault.configure(module)
     params = module.params
     try:
-        with open(params["src"], "rb") as handle:
-            data = handle.read()
+        data = files.read_secret(params["src"])
+        if data is None:
+            raise FileNotFoundError(2, "No such file or directory", params["src"])
     except OSError as exc:
         module.fail_json(msg="src: cannot read %s: %s" % (params["src"], exc.strerror))
     connector = api.connector(module, require_talosconfig=params["connection"] == "secure", pin=params["fingerprint"])

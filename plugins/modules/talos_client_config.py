@@ -18,6 +18,7 @@ description:
   - Other contexts already in the file are kept. The file is mode 0600.
 extends_documentation_fragment:
   - netboot.talos.attributes
+  - netboot.talos.vault
 requirements:
   - cryptography
   - PyYAML
@@ -100,6 +101,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.netboot.talos.plugins.module_utils import vault
 from ansible_collections.netboot.talos.plugins.module_utils import files
 
 try:
@@ -123,9 +125,11 @@ def main():
             "roles": {"type": "list", "elements": "str", "default": ["os:admin"]},
             "validity_days": {"type": "int", "default": 365},
             "renew_days": {"type": "int", "default": 30},
+            **vault.OPTIONS
         },
         supports_check_mode=True,
     )
+    vault.configure(module)
     if MISSING_LIBRARY:
         module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     params = module.params

@@ -21,6 +21,7 @@ description:
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
+  - netboot.talos.vault
 author:
   - netboot.talos developers (@netboot-talos)
 options:
@@ -99,6 +100,7 @@ pruned:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netboot.talos.plugins.module_utils import vault
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import backup
@@ -114,6 +116,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    vault.configure(module)
     params = module.params
     problems = []
     if params["keep"] < 1:

@@ -25,6 +25,7 @@ description:
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
+  - netboot.talos.vault
 author:
   - netboot.talos developers (@netboot-talos)
 options:
@@ -111,6 +112,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netboot.talos.plugins.module_utils import files, vault
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import backup, rollout
@@ -136,8 +138,7 @@ def preflight(module, connector):
         path = os.path.join(params["configs_dir"], node["name"] + ".yaml")
         if states[node["name"]] == client.MAINTENANCE:
             if os.path.isfile(path):
-                with open(path, "rb") as handle:
-                    configs[node["name"]] = handle.read()
+                configs[node["name"]] = files.read_secret(path)
             else:
                 problems.append("%s: in maintenance mode and configs_dir has no %s (render the configs first)" % (node["name"], path))
     if not params["nodes"]:
@@ -160,6 +161,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    vault.configure(module)
     params = module.params
     connector = api.connector(module)
     states, configs = preflight(module, connector)
@@ -168,8 +170,7 @@ def main():
         module.exit_json(changed=True, **result)
     kubeconfig = None
     if params["kubeconfig"]:
-        with open(params["kubeconfig"], "rb") as handle:
-            kubeconfig = handle.read()
+        kubeconfig = files.read_secret(params["kubeconfig"])
     nodes = [dict(node, role="controlplane") for node in params["nodes"]]
     restore = backup.Restore(connector, nodes, configs, params["snapshot"], params["skip_hash_check"], kubeconfig,
                              params["timeout"], params["interval"])

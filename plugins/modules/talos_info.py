@@ -23,6 +23,7 @@ description:
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
+  - netboot.talos.vault
 author:
   - netboot.talos developers (@netboot-talos)
 options:
@@ -97,6 +98,7 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netboot.talos.plugins.module_utils import vault
 from ansible_collections.netboot.talos.plugins.module_utils import progress
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import modules as api
@@ -120,6 +122,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    vault.configure(module)
     params = module.params
     if not params["nodes"]:
         module.fail_json(msg="nodes: at least one node is needed")

@@ -20,6 +20,7 @@ description:
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
+  - netboot.talos.vault
 author:
   - netboot.talos developers (@netboot-talos)
 options:
@@ -83,6 +84,7 @@ cluster:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netboot.talos.plugins.module_utils import vault
 from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes
@@ -100,6 +102,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    vault.configure(module)
     params = module.params
     if params["renew_days"] < 0:
         module.fail_json(msg="renew_days: must not be negative")
@@ -113,13 +116,13 @@ def main():
     except kubernetes.KubeconfigError as exc:
         module.fail_json(msg="node %s returned %s" % (params["node"], exc))
     dest = params["dest"]
-    existing = files.read_bytes(dest)
+    existing = files.read_secret(dest)
     result = dict(dest=dest, server=fetched["server"], cluster=fetched["cluster"])
     reason = None if params["force"] else kubernetes.keep_existing(existing, fetched, params["renew_days"])
     if reason:
-        changed, _previous = files.ensure_file(dest, existing, 0o600, check_mode=module.check_mode)
+        changed, _previous = files.ensure_secret_file(dest, existing, 0o600, check_mode=module.check_mode)
         module.exit_json(changed=changed, reason=reason + (" (mode set to 0600)" if changed else ""), **result)
-    changed, previous = files.ensure_file(dest, content, 0o600, check_mode=module.check_mode)
+    changed, previous = files.ensure_secret_file(dest, content, 0o600, check_mode=module.check_mode)
     result["reason"] = "forced" if params["force"] else ("new file" if existing is None else "different cluster or certificate due for renewal")
     if module._diff:
         result["diff"] = files.text_diff(dest, previous, content, hidden=True)

@@ -22,6 +22,7 @@ description:
     (as talosctl); put them in the Image Factory schematic.
 extends_documentation_fragment:
   - netboot.talos.attributes
+  - netboot.talos.vault
 requirements:
   - cryptography
   - PyYAML
@@ -112,6 +113,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
+    from ansible_collections.netboot.talos.plugins.module_utils import vault
     from ansible_collections.netboot.talos.plugins.module_utils import libraries
     from ansible_collections.netboot.talos.plugins.module_utils.talos import config
     libraries.check()
@@ -124,11 +126,13 @@ ARGUMENT_SPEC = dict(
     secrets=dict(type="path", required=True, no_log=False),
     dest=dict(type="path", required=True),
     nodes=dict(type="list", elements="dict", required=True),
+    **vault.OPTIONS
 )
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    vault.configure(module)
     if MISSING_LIBRARY:
         module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     try:

@@ -21,6 +21,7 @@ description:
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
+  - netboot.talos.vault
   - netboot.talos.talos_day2
 author:
   - netboot.talos developers (@netboot-talos)
@@ -79,11 +80,13 @@ text:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netboot.talos.plugins.module_utils import vault
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import options
 
 
 def main():
     module = AnsibleModule(argument_spec=options.ARGUMENT_SPEC, supports_check_mode=True)
+    vault.configure(module)
     day2 = options.load(module)
     connector, configs, bundle, staged = day2.prepare(module)
     plans = day2.plan(module, connector, configs, bundle, staged)

@@ -31,6 +31,7 @@ description:
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
+  - netboot.talos.vault
 author:
   - netboot.talos developers (@netboot-talos)
 options:
@@ -166,6 +167,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netboot.talos.plugins.module_utils import vault
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import options
 
 
@@ -184,6 +186,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    vault.configure(module)
     day2 = options.load(module)
     client, api = day2.client, day2.api
     from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes

@@ -31,6 +31,7 @@ description:
 extends_documentation_fragment:
   - netboot.talos.attributes
   - netboot.talos.talos_api
+  - netboot.talos.vault
   - netboot.talos.talos_day2
 author:
   - netboot.talos developers (@netboot-talos)

@@ -19,6 +19,7 @@ description:
   - Nothing secret is returned or shown in a diff.
 extends_documentation_fragment:
   - netboot.talos.attributes
+  - netboot.talos.vault
 requirements:
   - cryptography
   - PyYAML
@@ -83,6 +84,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.netboot.talos.plugins.module_utils import vault
 from ansible_collections.netboot.talos.plugins.module_utils import files
 from ansible_collections.netboot.talos.plugins.module_utils.talos import versions
 
@@ -98,9 +100,10 @@ else:
 
 def main():
     module = AnsibleModule(
-        argument_spec={"path": {"type": "path", "required": True}, "talos_version": {"type": "str"}},
+        argument_spec=dict({"path": {"type": "path", "required": True}, "talos_version": {"type": "str"}}, **vault.OPTIONS),
         supports_check_mode=True,
     )
+    vault.configure(module)
     if MISSING_LIBRARY:
         module.fail_json(msg=missing_required_lib(MISSING_LIBRARY), exception=IMPORT_TRACEBACK)
     path = module.params["path"]

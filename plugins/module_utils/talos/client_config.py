@@ -83,7 +83,7 @@ def certificate_is_current(entry, ca_certificate, roles, renew_before, now=None)
 
 def _read(path):
     """(previous bytes or None, parsed document or None); ClientConfigError when it is not a talosconfig."""
-    previous = files.read_bytes(path)
+    previous = files.read_secret(path)
     if not previous:
         return previous, None
     try:
@@ -128,7 +128,7 @@ def ensure(path, bundle, context, endpoints, nodes=(), roles=("os:admin",), vali
     entry.update((field, value) for field, value in merged.items() if field not in entry and field not in CONTEXT_FIELDS)
     contexts[context] = entry
     content = yamlv3.dump({"context": context, "contexts": yamlv3.sort_keys(contexts)}).encode("utf-8")
-    changed, previous = files.ensure_file(path, content, FILE_MODE, check_mode)
+    changed, previous = files.ensure_secret_file(path, content, FILE_MODE, check_mode)
     return {
         "changed": changed,
         "renewed": renewed,

@@ -831,7 +831,7 @@ def ensure_configs(secrets_path, dest, nodes, check_mode=False, want_diff=False)
     changed_nodes, diffs = [], []
     for name, content in rendered:
         path = os.path.join(dest, name + ".yaml")
-        node_changed, previous = files.ensure_file(path, content, 0o600, check_mode)
+        node_changed, previous = files.ensure_secret_file(path, content, 0o600, check_mode)
         if node_changed:
             changed_nodes.append(name)
             if want_diff:

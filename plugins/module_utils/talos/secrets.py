@@ -268,7 +268,7 @@ def parse(text):
 
 def load(path):
     """The valid bundle at path, or None when there is no file. Raises BundleError listing every problem."""
-    raw = files.read_bytes(path)
+    raw = files.read_secret(path)
     if raw is None:
         return None
     bundle, problems = parse(raw.decode("utf-8", "replace"))
@@ -327,9 +327,8 @@ def ensure(path, check_mode=False, contract=None):
         raise BundleError(path, ["path: is a directory"])
     bundle = load(path)
     if bundle is not None:
-        changed = files.file_mode(path) != BUNDLE_MODE
-        if changed and not check_mode:
-            os.chmod(path, BUNDLE_MODE)
+        # Its plaintext as it is: only the mode, or the vault form with a vault secret given, may change.
+        changed, _previous = files.ensure_secret_file(path, files.read_secret(path), BUNDLE_MODE, check_mode)
         return changed, False, bundle
     if check_mode:
         return True, True, None
@@ -338,7 +337,7 @@ def ensure(path, check_mode=False, contract=None):
     if not os.path.isdir(parent):
         files.ensure_directory(parent, DIRECTORY_MODE)
     try:
-        _create_exclusive(path, dump(bundle).encode("utf-8"))
+        _create_exclusive(path, files.encode_secret(dump(bundle).encode("utf-8")))
     except FileExistsError:
         raise BundleError(path, ["path: another process created it meanwhile; run again to validate it"]) from None
     return True, True, bundle

@@ -37,7 +37,7 @@ except ImportError:  # reported by the modules through missing_required_lib
     HAS_GRPCLIB = False
     CodecBase = object
 
-from ansible_collections.netboot.talos.plugins.module_utils import libraries
+from ansible_collections.netboot.talos.plugins.module_utils import files, libraries
 
 try:
     import yaml
@@ -152,8 +152,10 @@ class Credentials:
 
     @classmethod
     def from_talosconfig(cls, path, context=None):
-        with open(path, "rb") as handle:
-            data = yaml.safe_load(handle) or {}
+        raw = files.read_secret(path)
+        if raw is None:
+            raise ValueError("talosconfig %s does not exist" % path)
+        data = yaml.safe_load(raw) or {}
         name = context or data.get("context")
         contexts = data.get("contexts") or {}
         if name not in contexts:
@@ -482,14 +484,12 @@ async def etcd_snapshot(target, path, verify=None, timeout=300.0):
 async def etcd_recover(target, path, timeout=300.0):
     """Upload the snapshot file at path (EtcdRecover, a client stream of common.Data chunks)."""
     async with _open(target, m.MACHINE + "EtcdRecover", timeout) as stream:
-        with open(path, "rb") as handle:
-            chunk = handle.read(RECOVER_CHUNK)
-            if not chunk:
-                await stream.end()
-            while chunk:
-                following = handle.read(RECOVER_CHUNK)
-                await stream.send_message({"bytes": chunk}, end=not following)
-                chunk = following
+        data = files.read_secret(path) or b""  # a vault-encrypted backup is sent in clear, over mTLS
+        chunks = [data[i:i + RECOVER_CHUNK] for i in range(0, len(data), RECOVER_CHUNK)]
+        if not chunks:
+            await stream.end()
+        for index, chunk in enumerate(chunks):
+            await stream.send_message({"bytes": chunk}, end=index == len(chunks) - 1)
         reply = await stream.recv_message()
     for message in (reply or {}).get("messages") or []:
         raise_metadata_error(message, target.node, target.via)

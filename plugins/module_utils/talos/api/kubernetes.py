@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.netboot.talos.plugins.module_utils import libraries
+from ansible_collections.netboot.talos.plugins.module_utils import files, libraries
 
 try:
     import yaml
@@ -160,8 +160,10 @@ class KubeClient:
 def client_from_file(path):
     """A KubeClient for the kubeconfig at path; KubeconfigError names the file and the problem."""
     try:
-        with open(path, "rb") as handle:
-            return KubeClient(handle.read())
+        content = files.read_secret(path)
+        if content is None:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return KubeClient(content)
     except (OSError, KubeconfigError) as exc:
         raise KubeconfigError("kubeconfig: %s: %s" % (path, getattr(exc, "strerror", None) or exc))
 

@@ -10,7 +10,7 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.netboot.talos.plugins.module_utils import libraries
+from ansible_collections.netboot.talos.plugins.module_utils import libraries, vault
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 
 CONNECTION_OPTIONS = dict(
@@ -18,6 +18,7 @@ CONNECTION_OPTIONS = dict(
     context=dict(type="str"),
     port=dict(type="int", default=client.API_PORT),
     endpoint=dict(type="str"),
+    **vault.OPTIONS
 )
 
 

@@ -21,6 +21,7 @@ import re
 import struct
 import time
 
+from ansible_collections.netboot.talos.plugins.module_utils import files, vault
 from ansible_collections.netboot.talos.plugins.module_utils.talos.api import client
 from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import rollout
 
@@ -39,11 +40,12 @@ def snapshot_problem(path, skip_hash_check=False):
     """None when path holds an etcd snapshot, else why not. etcd appends the SHA-256 of the bbolt
     database to a snapshot, so its size is 32 past a multiple of 512 (talosctl's own check)."""
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as handle:
-            head = handle.read(24)
+        data = files.read_secret(path)  # the plaintext of a vault-encrypted backup
     except OSError as exc:
         return "%s: %s" % (path, exc.strerror or exc)
+    if data is None:
+        return "%s: No such file or directory" % path
+    size, head = len(data), data[:24]
     if not size:
         return "%s is empty" % path
     if len(head) < 20 or struct.unpack_from("<I", head, 16)[0] != BOLT_MAGIC:
@@ -52,15 +54,8 @@ def snapshot_problem(path, skip_hash_check=False):
         return None
     if size % 512 != 32:
         return "%s: sha256 checksum not found (size %d)" % (path, size)
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        remaining = size - 32
-        while remaining:
-            block = handle.read(min(remaining, 1 << 20))
-            digest.update(block)
-            remaining -= len(block)
-        if handle.read(32) != digest.digest():
-            return "%s: the sha256 checksum at its end does not match its content (corrupt or cut)" % path
+    if hashlib.sha256(data[:-32]).digest() != data[-32:]:
+        return "%s: the sha256 checksum at its end does not match its content (corrupt or cut)" % path
     return None
 
 
@@ -72,8 +67,8 @@ def verify(path):
 
 
 def file_sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+    """The SHA-256 of the snapshot itself (the plaintext of a vault-encrypted backup)."""
+    return hashlib.sha256(files.read_secret(path)).hexdigest()
 
 
 def backups(directory):
@@ -124,6 +119,8 @@ async def backup(connector, controlplanes, directory, keep, check=False, timeout
         return result
     os.makedirs(directory, mode=0o700, exist_ok=True)
     result["size"] = await client.etcd_snapshot(connector.secure(node["ip"]), path, verify=verify, timeout=timeout)
+    if vault.active() is not None:  # verified in clear in its 0600 download file; kept encrypted
+        files.write_atomic(path, files.encode_secret(files.read_bytes(path)), 0o600)
     result["sha256"] = file_sha256(path)
     for old in result["pruned"]:
         os.unlink(os.path.join(directory, old))

@@ -50,7 +50,7 @@ def _configs(params, bundle, problems):
                 problems.extend(exc.problems)
             continue
         path = os.path.join(params["configs_dir"], node["name"] + ".yaml")
-        configs[node["name"]] = files.read_bytes(path)
+        configs[node["name"]] = files.read_secret(path)
         if configs[node["name"]] is None:
             problems.append("%s: configs_dir: %s does not exist (render the configs first)" % (node["name"], path))
     return configs
