@@ -123,7 +123,7 @@ def run_site(inventory, workdir):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit("site play failed:\n%s%s" % (proc.stdout[-3000:], proc.stderr[-3000:]))
-    times = dict.fromkeys(PHASES, 0.0)
+    times = {name: 0.0 for name in PHASES}
     for line in phases_file.read_text().splitlines():
         row = json.loads(line)
         times[phase(row)] += row["seconds"]
