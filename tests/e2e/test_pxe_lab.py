@@ -178,6 +178,7 @@ def lab_runs(request):
     started = time.monotonic()
     lab = Lab(request)
     OVERLAY.unlink(missing_ok=True)
+    UPGRADES.unlink(missing_ok=True)
     # A known state: whatever an earlier `make lab` or e2e run left goes first.
     earlier = lab.playbook("lab-down-before", "playbooks/lab_down.yml")
     assert earlier.returncode == 0, (earlier.stdout + earlier.stderr)[-3000:]
@@ -432,6 +433,173 @@ def test_api_delivery_node_table_lists_every_node_ready(api_lab):
     assert all(row["STATUS"] == "Ready" for row in table.values())
     controlplane = next(name for name, node in inventory_nodes().items() if node["machine_type"] == "controlplane")
     assert double_state(controlplane)["calls"].get("Bootstrap") == 1
+
+
+# ---- upgrades (issue 10)
+# On the lab as api delivery left it (v1.11.5, the Kubernetes version recorded at creation): the
+# Talos upgrade to UPGRADE_TO, the refusals, a one-minor Kubernetes bump, a run that changes nothing,
+# then a node that never comes back from an upgrade to NEVER_BACK_TO (it comes back once the test lets
+# it, and the rollout resumes). The overlay and the cluster dir are put back whatever happens.
+
+UPGRADES = INVENTORY / "e2e-upgrades.yml"  # talos_version / talos_kubernetes_version for this section only
+UPGRADE_TO, NEVER_BACK_TO = "v1.12.0", "v1.12.1"  # both among inventory/lab's lab_upgrade_versions
+UPGRADE_TIMEOUT = 12  # talos_cluster_upgrade_timeout for the node that never comes back (seconds)
+UPGRADE_REPORT = "netboot.talos.talos_rollout : Show what was upgraded"
+
+
+def upgrades_overlay(talos_version=None, kubernetes_version=None, upgrade_timeout=120):
+    per_node = {key: value for key, value in (("talos_version", talos_version),
+                                              ("talos_kubernetes_version", kubernetes_version)) if value}
+    hosts = {name: dict(per_node) for name in inventory_nodes()}
+    hosts["localhost"] = {"talos_cluster_upgrade_timeout": upgrade_timeout}
+    UPGRADES.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+
+
+def cluster_files():
+    """Every file of the cluster dir: relative path -> bytes."""
+    return {path.relative_to(CLUSTER_DIR): path.read_bytes() for path in CLUSTER_DIR.rglob("*") if path.is_file()}
+
+
+def restore_cluster_files(saved):
+    for path in CLUSTER_DIR.rglob("*"):
+        if path.is_file() and path.relative_to(CLUSTER_DIR) not in saved:
+            path.unlink()
+    for relative, content in saved.items():
+        (CLUSTER_DIR / relative).parent.mkdir(parents=True, exist_ok=True)
+        (CLUSTER_DIR / relative).write_bytes(content)
+
+
+def upgrade_records(name):
+    return double_state(name).get("upgrades", [])
+
+
+def next_minor(version, minors):
+    major, minor, _unused = (int(part) for part in version.lstrip("v").split("-")[0].split("."))
+    return "%d.%d.0" % (major, minor + minors)
+
+
+def refused_before_any_change(lab_runs, label, **overlay_vars):
+    """A site.yml run that must fail naming talos_kubernetes_version, with nothing changed."""
+    files, applies = cluster_files(), {name: len(double_state(name).get("applies", [])) for name in inventory_nodes()}
+    upgrades_overlay(**overlay_vars)
+    run = lab_runs.playbook(label, "site.yml")
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and "talos_kubernetes_version" in output, output[-4000:]
+    assert cluster_files() == files
+    assert {name: len(double_state(name).get("applies", [])) for name in inventory_nodes()} == applies
+    say(lab_runs.request, "  refused: " + next(line.strip() for line in output.splitlines() if "talos_kubernetes_version" in line)[:300])
+    return run
+
+
+def uncordon_and_list(name):
+    """Uncordon one Kubernetes node of the lab; every node's (Ready, unschedulable)."""
+    sys.path.insert(0, str(REPO / "collections"))
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes
+    from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import drain
+
+    api = kubernetes.KubeClient((CLUSTER_DIR / "kubeconfig").read_bytes())
+    try:
+        drain.uncordon(api, name)
+        items = api.get("/api/v1/nodes")["items"]
+    finally:
+        api.close()
+    return {item["metadata"]["name"]: (kubernetes.summarize(item)["status"] == "Ready", bool((item.get("spec") or {}).get("unschedulable")))
+            for item in items}
+
+
+def wait_every_node_up(timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(double_state(name)["stage"] == "configured" for name in inventory_nodes()):
+            return
+        time.sleep(0.5)
+    raise AssertionError("not every node double is up again: %s" % {n: double_state(n)["stage"] for n in inventory_nodes()})
+
+
+def test_upgrades_talos_then_kubernetes_then_a_node_that_never_comes_back(lab_runs, api_lab):
+    controlplane, worker = "lab-cp1", "lab-worker1"
+    saved = cluster_files()
+    recorded = json.loads(saved[Path("contract.json")])["kubernetes_version"]
+    started = time.monotonic()
+    try:
+        # A Kubernetes version the running (and inventory's) Talos does not support: refused.
+        refused_before_any_change(lab_runs, "upgrades-kubernetes-unsupported", kubernetes_version=next_minor(recorded, 1))
+
+        # --check lists each node's upgrade and changes nothing
+        upgrades_overlay(talos_version=UPGRADE_TO)
+        check = lab_runs.playbook("upgrades-talos-check", "site.yml", "--check")
+        assert check.returncode == 0, (check.stdout + check.stderr)[-6000:]
+        plan = {line.split()[0]: line for line in check.stdout.splitlines() if line.split() and line.split()[0] in inventory_nodes()
+                and "upgrade v1.11.5 -> %s" % UPGRADE_TO in line}
+        assert set(plan) == set(inventory_nodes()), check.stdout[-6000:]
+        say(lab_runs.request, "  --check:\n    " + "\n    ".join(plan[name] for name in sorted(plan)))
+        assert all(upgrade_records(name) == [] and "Upgrade" not in double_state(name)["calls"] for name in inventory_nodes())
+
+        run = lab_runs.playbook("upgrades-talos", "site.yml")
+        assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+        report = printed_lines(run.stdout, UPGRADE_REPORT)
+        say(lab_runs.request, "  upgrade report:\n    " + "\n    ".join(line for line in report if line.strip()))
+        records = {name: upgrade_records(name) for name in inventory_nodes()}
+        assert all(len(entries) == 1 and entries[0]["image"].endswith(":" + UPGRADE_TO) for entries in records.values()), records
+        first, second = records[controlplane][0], records[worker][0]
+        # one at a time, the control plane first: the worker was asked only once lab-cp1 was back
+        assert first["requested_at"] < first["up_at"] < second["requested_at"] < second["up_at"], records
+        say(lab_runs.request, "  order: %s (down %.1f s), then %s (down %.1f s)" % (
+            controlplane, first["up_at"] - first["down_at"], worker, second["up_at"] - second["down_at"]))
+        assert [line.split()[0] for line in report if line.strip()] == [controlplane, worker], report
+        assert all(double_state(name)["version"] == UPGRADE_TO for name in inventory_nodes())
+
+        # Kubernetes: two minors at once refused; one minor goes through, shown for both nodes
+        refused_before_any_change(lab_runs, "upgrades-kubernetes-two-minors", talos_version=UPGRADE_TO,
+                                  kubernetes_version=next_minor(recorded, 2))
+        bump = next_minor(recorded, 1)
+        upgrades_overlay(talos_version=UPGRADE_TO, kubernetes_version=bump)
+        kube = lab_runs.playbook("upgrades-kubernetes", "site.yml")
+        assert kube.returncode == 0, (kube.stdout + kube.stderr)[-6000:]
+        table = printed_table(kube.stdout, "netboot.talos.talos_rollout : Show the Kubernetes nodes")
+        assert {name: row["VERSION"] for name, row in table.items()} == {name: "v" + bump for name in inventory_nodes()}, table
+
+        # the next run changes nothing, and its node table shows both new versions
+        again = lab_runs.playbook("upgrades-again", "site.yml")
+        assert again.returncode == 0, (again.stdout + again.stderr)[-6000:]
+        hosts = recap(again.stdout)
+        say(lab_runs.request, "  " + "; ".join("%s changed=%d" % (host, counts["changed"]) for host, counts in hosts.items()))
+        assert all(counts["changed"] == 0 and counts["failed"] == 0 for counts in hosts.values()), hosts
+        table = printed_table(again.stdout, "netboot.talos.talos_cluster : Show the nodes")
+        for name in inventory_nodes():
+            assert table[name]["VERSION"] == "v" + bump and UPGRADE_TO in table[name]["OS-IMAGE"] + table[name].get("KERNEL-VERSION", ""), table
+        assert {name: len(upgrade_records(name)) for name in inventory_nodes()} == {name: 1 for name in inventory_nodes()}
+
+        # a node that never comes back: the rollout stops after the timeout, naming it; the worker is untouched
+        flag = LAB_DIR / "nodes" / controlplane / "upgrade-stays-down"
+        flag.touch()
+        upgrades_overlay(talos_version=NEVER_BACK_TO, kubernetes_version=bump, upgrade_timeout=UPGRADE_TIMEOUT)
+        stuck = lab_runs.playbook("upgrades-never-back", "site.yml")
+        output = stuck.stdout + stuck.stderr
+        assert stuck.returncode != 0, output[-6000:]
+        message = next(line for line in output.splitlines() if "upgrade stopped" in line)
+        say(lab_runs.request, "  " + message.strip()[:400])
+        assert "lab-cp1 (%s) failed at stage 'coming back'" % inventory_nodes()[controlplane]["ip"] in output, output[-4000:]
+        assert "after %ss" % UPGRADE_TIMEOUT in output and "not touched: %s" % worker in output, output[-4000:]
+        assert len(upgrade_records(controlplane)) == 2 and len(upgrade_records(worker)) == 1
+        assert "Upgrade" not in double_state(worker)["calls"] or double_state(worker)["calls"]["Upgrade"] == 1
+
+        # undo the fault: lab-cp1 comes back on the new version, and a re-run resumes with the worker
+        flag.unlink()
+        wait_every_node_up()
+        resumed = lab_runs.playbook("upgrades-resumed", "site.yml")
+        assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-6000:]
+        assert [line.split()[0] for line in printed_lines(resumed.stdout, UPGRADE_REPORT) if line.strip()] == [worker]
+        assert all(double_state(name)["version"] == NEVER_BACK_TO for name in inventory_nodes())
+        # lab-cp1 stayed cordoned (its upgrade failed after the install started): the operator uncordons it
+        kube_nodes = uncordon_and_list(controlplane)
+        assert {name: (ready, unschedulable) for name, (ready, unschedulable) in kube_nodes.items()} == \
+            {name: (True, False) for name in inventory_nodes()}, kube_nodes
+        say(lab_runs.request, "  upgrades section: %.0f s" % (time.monotonic() - started))
+    finally:
+        (LAB_DIR / "nodes" / controlplane / "upgrade-stays-down").unlink(missing_ok=True)
+        UPGRADES.unlink(missing_ok=True)
+        restore_cluster_files(saved)
 
 
 # ------------------------------------------------------------------------------------------ teardown
