@@ -127,6 +127,11 @@ class Lab:
     def version(self, name):
         return self.doubles[name].state["version"]
 
+    def install_image(self, name):
+        """The installer image of the node's rendered config."""
+        documents = yaml.safe_load_all(self.config(name).read_text())
+        return next(d for d in documents if d and d.get("version") == "v1alpha1")["machine"]["install"]["image"]
+
 
 @pytest.fixture
 def lab(tmp_path, run_playbook):
@@ -254,6 +259,10 @@ def test_node_that_never_comes_back_stops_then_a_rerun_resumes(lab):
     assert "left cordoned, as the install had started" in message, message
     assert lab.kube_state()["unschedulable"]["w1"] is True
 
+    # mid-rollout (cp1 runs v1.12.1, w2 v1.11.5): a node provisioned now boots v1.11.5, and its config installs it
+    assert lab.playbooks("configs").rc == 0
+    assert {name: lab.install_image(name) for name in lab.doubles} == {name: "ghcr.io/siderolabs/installer:v1.11.5" for name in lab.doubles}
+
     lab.restart("w1", "v1.11.5")  # it boots its old system again
     rerun = lab.upgrade()
     assert rerun.rc == 0, rerun.stdout
@@ -261,3 +270,5 @@ def test_node_that_never_comes_back_stops_then_a_rerun_resumes(lab):
     assert "up to date" in rows["cp1"] and "upgrade v1.11.5 -> v1.12.1" in rows["w1"] and "upgrade" in rows["w2"]
     assert [len(u) for u in lab.upgrades().values()] == [1, 2, 1]
     assert {name: lab.version(name) for name in lab.doubles} == {"cp1": "v1.12.1", "w1": "v1.12.1", "w2": "v1.12.1"}
+    assert lab.playbooks("configs").rc == 0  # every node runs v1.12.1: so do the configs
+    assert {name: lab.install_image(name) for name in lab.doubles} == {name: "ghcr.io/siderolabs/installer:v1.12.1" for name in lab.doubles}
