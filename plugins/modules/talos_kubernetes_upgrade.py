@@ -13,8 +13,8 @@ version_added: 0.3.0
 description:
   - Runs on the controller. Reads what runs from the Kubernetes API of O(kubeconfig) - the mirror
     pods C(kube-apiserver-<node>), C(kube-controller-manager-<node>), C(kube-scheduler-<node>) of
-    each control plane, the C(kube-proxy) DaemonSet and each node's kubelet version - and the Talos
-    version each node runs.
+    each control plane, the C(kube-proxy) pods (label C(k8s-app=kube-proxy), else the DaemonSet) and
+    each node's kubelet version - and the Talos version each node runs.
   - Refuses, before anything changes and naming O(kubernetes_version) and every node concerned, a
     downgrade, more than one minor version at a time, a version the Talos a node runs does not
     support, and nodes that do not answer.
@@ -24,6 +24,12 @@ description:
     version without a reboot and waits until the component reports it (not for C(kube-proxy), as
     talosctl). Steps of components that already run the version are left out, so a second run
     changes nothing. The first failure stops the upgrade naming the node and the step.
+  - Last, while C(kube-proxy) runs an older version, the bootstrap manifest sync of upgrade-k8s - Talos
+    creates its bootstrap manifests only at bootstrap, so the running DaemonSet follows a new
+    C(cluster.proxy.image) only through it. The objects the first control plane renders (COSI
+    C(Manifests.kubernetes.talos.dev), namespace C(controlplane)) are applied by server-side apply with
+    field manager C(talos), then the step waits until the DaemonSet has rolled out and every
+    C(kube-proxy) pod runs the new image.
   - Each step is printed as it ends, whatever the stdout callback.
 extends_documentation_fragment:
   - netboot.talos.attributes

@@ -204,11 +204,22 @@ def boot_versions(nodes, running):
     """The nodes as the boot server serves them while a Talos upgrade rolls: each with talos_version
     the lowest version any answering node runs when that is older than its own, so a node
     (re)provisioned mid-rollout boots what the cluster already runs. running: {ip: {stage, version}}
-    (talos_info's nodes); once every answering node runs the new version, nodes are as they are."""
+    (talos_info's nodes); once every answering node runs the new version, nodes are as they are.
+    A node served an older version has its config's installer image at that version too."""
     answering = [entry["version"] for entry in (running or {}).values()
                  if isinstance(entry, dict) and entry.get("stage") == "up" and entry.get("version")]
     if not answering:
         return list(nodes)
-    lowest = min(answering, key=lambda version: parse(version)[:3])
-    return [dict(node, talos_version=normalize(lowest)) if parse(lowest)[:3] < parse(node["talos_version"])[:3] else node
-            for node in nodes]
+    lowest = normalize(min(answering, key=lambda version: parse(version)[:3]))
+    return [_booting(node, lowest) if parse(lowest)[:3] < parse(node["talos_version"])[:3] else node for node in nodes]
+
+
+def _booting(node, version):
+    """The node booting an older version: its config installs that version too, so that it runs what
+    it booted until the rollout reaches it (an installer image the user set, talos_install_image, stays)."""
+    booting = dict(node, talos_version=version)
+    config = node.get("config")
+    image = (config or {}).get("install_image") or ""
+    if config is not None and not node.get("install_image") and image.endswith(":" + normalize(node["talos_version"])):
+        booting["config"] = dict(config, talos_version=version, install_image="%s:%s" % (image.rsplit(":", 1)[0], version))
+    return booting

@@ -563,6 +563,17 @@ async def list_resources(target, namespace, resource_type, timeout=10.0):
     return resources
 
 
+# The Kubernetes objects Talos renders for its cluster (kube-proxy, CoreDNS, CNI, bootstrap RBAC): one
+# resource per manifest, its spec the list of objects (ManifestSpec.MarshalYAML).
+MANIFESTS = ("controlplane", "Manifests.kubernetes.talos.dev")
+
+
+async def bootstrap_manifests(target, timeout=10.0):
+    """Every object of a control plane's Manifests resources, in resource id order (as upgrade-k8s reads them)."""
+    resources = sorted(await list_resources(target, *MANIFESTS, timeout=timeout), key=lambda r: r["metadata"].get("id", ""))
+    return [item for resource in resources for item in (resource["spec"] or []) if isinstance(item, dict)]
+
+
 async def schematic(target, timeout=10.0):
     """The Image Factory schematic the node booted (its `schematic` extension's version), or None."""
     for resource in await list_resources(target, *EXTENSIONS, timeout=timeout):

@@ -145,6 +145,14 @@ class KubeClient:
             raise KubeApiError(status, decoded, "PATCH " + path)
         return decoded
 
+    def apply(self, path, body, field_manager, force=True):
+        """Server-side apply of one object (PATCH application/apply-patch+yaml; JSON is YAML)."""
+        query = "?fieldManager=%s%s" % (field_manager, "&force=true" if force else "")
+        status, decoded = self.call("PATCH", path + query, body, "application/apply-patch+yaml")
+        if status >= 300:
+            raise KubeApiError(status, decoded, "PATCH (server-side apply) " + path)
+        return decoded
+
     def delete(self, path):
         """Deletes; a 404 counts as done. Returns the status."""
         status, decoded = self.call("DELETE", path)
@@ -263,3 +271,16 @@ def not_ready_message(outcome, timeout, server):
     if outcome["last_error"]:
         parts.append("last error from %s: %s" % (server, outcome["last_error"]))
     return "nodes not Ready after %ss: %s" % (timeout, "; ".join(parts))
+
+
+def object_path(item):
+    """The API path of a manifest object: /api/v1 or /apis/<group>/<version>, its namespace, its kind's plural."""
+    version = item.get("apiVersion") or ""
+    metadata = item.get("metadata") or {}
+    if not version or not item.get("kind") or not metadata.get("name"):
+        raise ValueError("a manifest object needs apiVersion, kind and metadata.name: %r" % (item,))
+    kind = item["kind"].lower()
+    plural = kind[:-1] + "ies" if kind.endswith("y") and kind[-2:-1] not in "aeiou" else kind + ("es" if kind.endswith("s") else "s")
+    base = "/api/" + version if "/" not in version else "/apis/" + version
+    namespace = "/namespaces/%s" % metadata["namespace"] if metadata.get("namespace") else ""
+    return "%s%s/%s/%s" % (base, namespace, plural, metadata["name"])

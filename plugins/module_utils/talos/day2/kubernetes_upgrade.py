@@ -3,16 +3,25 @@
 """Day 2, the Kubernetes upgrade: talosctl upgrade-k8s's order, one component at a time.
 
 What runs is read from the Kubernetes API: the server's /version, each control plane's mirror pods
-(kube-apiserver-<node>, kube-controller-manager-<node>, kube-scheduler-<node>), the kube-proxy
-DaemonSet and each node's kubeletVersion. Pre-checks refuse, before anything changes and naming
+(kube-apiserver-<node>, kube-controller-manager-<node>, kube-scheduler-<node>), the kube-proxy pods
+(kube-system, label k8s-app=kube-proxy, the lowest version any of them runs, as upgrade-k8s finds
+its --from; the DaemonSet's template when there are none) and each node's kubeletVersion. Pre-checks refuse, before anything changes and naming
 every node concerned: a downgrade, more than one minor version at a time, and a version the Talos a
 node runs does not support (versions.py). Nodes that do not answer are refused too.
 
 Then, in this order, each step a config change applied without a reboot and waited for:
   kube-apiserver, kube-controller-manager, kube-scheduler on each control plane (its mirror pod
   runs the new image), kube-proxy on each control plane (no wait, as talosctl: the DaemonSet
-  follows the config only through a manifest sync), kubelet on every node, control planes first
-  (the node reports the new kubeletVersion).
+  follows the config only through the manifest sync), kubelet on every node, control planes first
+  (the node reports the new kubeletVersion), then the bootstrap manifest sync.
+The manifest sync (upgrade-k8s's last step): the objects Talos rendered from the new config, read from
+the first control plane (COSI Manifests.kubernetes.talos.dev, namespace controlplane), are applied to
+the Kubernetes API with server-side apply, field manager `talos`, forcing conflicts; then it waits
+until the kube-proxy DaemonSet has rolled out (observedGeneration caught up, every scheduled pod
+updated) and every kube-proxy pod runs the new image. Talos itself only creates these objects at
+bootstrap, so without the sync kube-proxy would never move and every run would plan it again.
+(talosctl applies with UPDATE while a node runs Talos < 1.13; server-side apply gives the same objects,
+and the inventory/prune part of talosctl's sync is not done.)
 The config of a step is the node's rendered config with that component and the earlier ones at
 the new version and the later ones still at what runs. A component that already runs the new
 version is no step. The first failure stops the upgrade; a re-run continues where it stopped.
@@ -30,8 +39,11 @@ from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import ro
 COMPONENTS = [name for name, _unused in versions.KUBERNETES_COMPONENTS]
 TITLES = {"apiserver": "kube-apiserver", "controller_manager": "kube-controller-manager", "scheduler": "kube-scheduler",
           "proxy": "kube-proxy", "kubelet": "kubelet"}
+TITLES["manifests"] = "bootstrap manifests"
 STATIC_PODS = ("apiserver", "controller_manager", "scheduler")
 VARIABLE = "talos_kubernetes_version"
+FIELD_MANAGER = "talos"  # constants.KubernetesFieldManagerName
+PROXY_APP = "kube-proxy"
 
 
 class RefusedError(Exception):
@@ -60,7 +72,12 @@ def observe(api, nodes):
     kube_nodes = {item["metadata"]["name"]: item for item in api.get("/api/v1/nodes").get("items", [])}
     pods = {item["metadata"]["name"]: item for item in api.get("/api/v1/namespaces/kube-system/pods").get("items", [])}
     daemonset = api.get("/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy")
-    proxy = _container_version(daemonset.get("spec", {}).get("template", {}).get("spec", {}), "kube-proxy")
+    proxy_pods = [p for p in pods.values() if ((p.get("metadata") or {}).get("labels") or {}).get("k8s-app") == PROXY_APP]
+    running = [v for v in (_container_version(p.get("spec") or {}, PROXY_APP) for p in proxy_pods) if v]
+    if running:
+        proxy = min(running, key=_core)
+    else:
+        proxy = _container_version(daemonset.get("spec", {}).get("template", {}).get("spec", {}), PROXY_APP)
     seen = {}
     for node in nodes:
         name = kubernetes_name(node)
@@ -71,7 +88,19 @@ def observe(api, nodes):
                 pod = pods.get("%s-%s" % (TITLES[component], name)) or {}
                 current[component] = _container_version(pod.get("spec") or {}, TITLES[component])
         seen[node["name"]] = current
-    return {"server": server, "proxy": proxy, "nodes": seen}
+    return {"server": server, "proxy": proxy, "nodes": seen, "proxy_rollout": rollout_problem(daemonset),
+            "proxy_pods": sorted(running, key=_core)}
+
+
+def rollout_problem(daemonset):
+    """None when the DaemonSet has rolled out its current template (kubectl rollout status), else what is left."""
+    status, generation = daemonset.get("status") or {}, (daemonset.get("metadata") or {}).get("generation", 0)
+    if status.get("observedGeneration", 0) < generation:
+        return "the DaemonSet controller has not seen generation %s yet" % generation
+    desired, updated = status.get("desiredNumberScheduled", 0), status.get("updatedNumberScheduled", 0)
+    if updated < desired:
+        return "%d of %d pods updated" % (updated, desired)
+    return None
 
 
 def kubernetes_name(node):
@@ -123,6 +152,10 @@ def plan(nodes, state, target):
                 continue
             entries.append({"name": node["name"], "role": node["role"], "ip": node["ip"], "component": component,
                             "from": running, "to": target.lstrip("v"), "action": "no_reboot"})
+    if controlplanes and state["proxy"] != target.lstrip("v"):
+        first = controlplanes[0]
+        entries.append({"name": first["name"], "role": first["role"], "ip": first["ip"], "component": "manifests",
+                        "from": state["proxy"], "to": target.lstrip("v"), "action": "sync"})
     return entries
 
 
@@ -134,7 +167,9 @@ def text(entries, target, check_mode):
     rows += [(str(i + 1), e["name"], TITLES[e["component"]], e["from"] or "?", e["to"]) for i, e in enumerate(entries)]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     verb = "would apply" if check_mode else "applies"
-    head = "Kubernetes upgrade to %s: %s %d config changes without a reboot, in this order" % (target, verb, len(entries))
+    changes = len([e for e in entries if e["component"] != "manifests"])
+    sync = ", then syncs the bootstrap manifests" if changes < len(entries) else ""
+    head = "Kubernetes upgrade to %s: %s %d config changes without a reboot%s, in this order" % (target, verb, changes, sync)
     return [head] + ["   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
@@ -195,7 +230,7 @@ class KubernetesUpgrade(rollout.Rollout):
         problems = check(self.state, self.target, talos, self.by_name)
         if problems:
             raise RefusedError(problems)
-        for entry in entries:
+        for entry in (e for e in entries if e["component"] != "manifests"):
             try:
                 self.render(entry)
             except talos_config.SpecError as exc:
@@ -228,8 +263,46 @@ class KubernetesUpgrade(rollout.Rollout):
 
         await self._until(reports, self.timeout, "%s not at %s" % (TITLES[entry["component"]], self.target))
 
+    async def sync_manifests(self, entry):
+        """Server-side apply of every bootstrap manifest object the control plane renders now."""
+        from ansible_collections.netboot.talos.plugins.module_utils.talos.api import kubernetes
+
+        objects = await client.bootstrap_manifests(self.connector.secure(entry["ip"]))
+        if not objects:
+            raise RuntimeError("the node lists no %s resources in namespace %s" % (client.MANIFESTS[1], client.MANIFESTS[0]))
+
+        def apply_all():
+            api = kubernetes.client_from_file(self.kubeconfig)
+            try:
+                for item in objects:
+                    api.apply(kubernetes.object_path(item), item, FIELD_MANAGER)
+            except (OSError, ValueError) as exc:  # requests' errors are OSErrors
+                raise RuntimeError("%s: %s" % (type(exc).__name__, exc))
+            finally:
+                api.close()
+
+        await asyncio.to_thread(apply_all)
+
+    async def wait_proxy(self):
+        async def reports():
+            try:
+                self.state = await self.observe()
+            except Exception as exc:  # retried until the timeout
+                return "%s: %s" % (type(exc).__name__, exc)
+            if self.state["proxy_rollout"]:
+                return self.state["proxy_rollout"]
+            behind = [v for v in self.state["proxy_pods"] if v != self.target]
+            if behind or not self.state["proxy_pods"]:
+                return "kube-proxy pods run %s" % (", ".join(sorted(set(behind))) or "nothing")
+            return None
+
+        await self._until(reports, self.timeout, "kube-proxy not at %s" % self.target)
+
     def stages(self, entry):
         title = TITLES[entry["component"]]
+        if entry["component"] == "manifests":
+            return [("%s: server-side apply" % title, lambda: self.sync_manifests(entry)),
+                    ("kube-proxy: runs %s" % self.target, self.wait_proxy)]
         stages = [("%s: apply" % title, lambda: self.apply(entry))]
         if entry["component"] != "proxy":
             stages.append(("%s: runs %s" % (title, self.target), lambda: self.wait_component(entry)))

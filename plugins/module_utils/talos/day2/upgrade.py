@@ -30,6 +30,10 @@ The rollout is a Rollout (control planes one at a time, workers in batches); per
   kubernetes ready      the Kubernetes node is Ready (with a kubeconfig)
   uncordon              (with drain) spec.unschedulable removed
 
+A node that fails after it was cordoned: when nothing was installed yet (drain, pull installer, a
+refused legacy Upgrade call) it is uncordoned again; from the install on it stays cordoned, since
+it may run anything, and the failure says so.
+
 Talos's own etcd check of the legacy path is not made on the lifecycle path; the rollout checks
 etcd itself before and after each control plane, which goes alone.
 """
@@ -45,6 +49,10 @@ from ansible_collections.netboot.talos.plugins.module_utils.talos.day2 import ro
 ACTION_TEXT = {"none": "up to date", "upgrade": "upgrade", "refused": "refused", "skipped": "skipped"}
 # Services that may report no health (talos-day2.md §6).
 HEALTH_UNKNOWN_OK = ("machined",)
+# Stages that fail with the node as it was: the drain, the pull of the installer, and the legacy
+# Upgrade call (refused by the node before it starts, e.g. its etcd quorum check). From the
+# lifecycle install on the node may have written its new system.
+UNTOUCHED_STAGES = ("drain", "pull installer", "upgrade")
 
 
 def target_image(node):
@@ -226,6 +234,24 @@ class Upgrade(rollout.Rollout):
                 return exc.detail
 
         await self._until(check, self.ready_timeout, "services not healthy")
+
+    async def converge(self, entry):
+        """As Rollout's; a node cordoned for its upgrade is uncordoned again when it failed before
+        anything was installed, and left cordoned (the message says so) when it failed later."""
+        try:
+            return await super().converge(entry)
+        except rollout.StageError as exc:
+            if not self.drain or exc.stage in ("etcd healthy before", "cordon"):
+                raise
+            if exc.stage not in UNTOUCHED_STAGES:
+                raise rollout.StageError(entry, exc.stage, "%s; left cordoned, as the install had started: uncordon "
+                                         "it once it runs healthy" % exc.message) from exc
+            try:
+                await self._cordon(entry, False)
+                note = "uncordoned again, nothing was installed"
+            except RuntimeError as undo:
+                note = "nothing was installed, but uncordoning failed too (%s): it is still cordoned" % undo
+            raise rollout.StageError(entry, exc.stage, "%s; %s" % (exc.message, note)) from exc
 
     def stages(self, entry):
         controlplane = entry["role"] == "controlplane"

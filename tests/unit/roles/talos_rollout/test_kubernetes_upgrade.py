@@ -1,4 +1,4 @@
-"""Issue 10 through the playbooks, on node doubles at 127.0.11.x and the kube-API double: the Kubernetes
+"""Issue 10 through the playbooks, on node doubles at 127.0.22.1xx and the kube-API double: the Kubernetes
 upgrade in talosctl upgrade-k8s's order (roles/talos_rollout/tasks/kubernetes.yml), its refusals, and
 the cluster's recorded config contract and Kubernetes default (configs.yml)."""
 
@@ -18,9 +18,9 @@ from test_talos_rollout import Lab, plan_lines  # noqa: E402  (puts tests/fixtur
 
 import doubles  # noqa: E402
 
-NET = "127.0.11."
+NET = "127.0.22."
 OLD, NEW = "1.33.4", "1.34.1"
-CLUSTER = {"talos_cluster_endpoint": "https://%s11:6443" % NET, "talos_network": NET + "0/24"}
+CLUSTER = {"talos_cluster_endpoint": "https://%s111:6443" % NET, "talos_network": NET + "0/24"}
 # The components in upgrade-k8s's order, as the config names them.
 ORDER = ["apiserver", "controller_manager", "scheduler", "proxy"]
 
@@ -29,7 +29,7 @@ def node(name, role, last):
     return {"name": name, "role": role, "ip": NET + str(last), "mac": "52:54:00:11:00:%02x" % last}
 
 
-NODES = [node("cp1", "controlplane", 11), node("cp2", "controlplane", 12), node("w1", "worker", 21)]
+NODES = [node("cp1", "controlplane", 111), node("cp2", "controlplane", 112), node("w1", "worker", 121)]
 
 
 def upgrade_play():
@@ -61,6 +61,9 @@ class K8sLab(Lab):
 
     def record(self):
         return json.loads((self.dir / "contract.json").read_text())
+
+    def kube_state(self):
+        return json.loads((self.root / "node-state" / "kube-api.json").read_text())
 
 
 @pytest.fixture
@@ -110,10 +113,10 @@ def test_one_minor_bump_applies_component_by_component_in_upgrade_k8s_order_and_
     check = k8s.upgrade(check=True)
     assert check.rc == 0, check.stdout
     planned = check.task("Upgrade Kubernetes one component at a time")["result"]["planned"]
-    assert [(p["node"], p["component"]) for p in planned] == expected_order()
+    assert [(p["node"], p["component"]) for p in planned] == expected_order() + [("cp1", "manifests")]
     assert {(p["from"], p["to"]) for p in planned} == {(OLD, NEW)}
-    assert "would apply 11 config changes" in check.stdout
-    assert k8s.all_applies() == []
+    assert "would apply 11 config changes without a reboot, then syncs the bootstrap manifests" in check.stdout
+    assert k8s.all_applies() == [] and "applies" not in k8s.kube_state()
 
     run = k8s.upgrade()
     print(run.stdout)
@@ -131,6 +134,15 @@ def test_one_minor_bump_applies_component_by_component_in_upgrade_k8s_order_and_
     assert all(k8s.doubles[n].state.get("reboots", 0) == 0 for n in k8s.doubles)
     table = [line for line in run.stdout.splitlines() if line.lstrip('" ').startswith(("cp1 ", "cp2 ", "w1 ")) and "Ready" in line]
     assert len(table) == 3 and all(" v%s " % NEW in line for line in table), run.stdout
+    # kube-proxy moved through the manifest sync only: server-side apply by field manager talos, after
+    # the last kubelet, of what cp1 renders; the DaemonSet then rolled out to every node
+    kube = k8s.kube_state()
+    assert [(a["path"], a["manager"], a["force"]) for a in kube["applies"]] == [
+        ("/api/v1/namespaces/kube-system/serviceaccounts/kube-proxy", "talos", True),
+        ("/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy", "talos", True)]
+    assert kube["applies"][0]["at"] > max(a["at"] for a in k8s.doubles["w1"].state["applies"])
+    assert kube["daemonset"]["image"] == tag("proxy", NEW) and kube["daemonset"]["generation"] == 2
+    assert "bootstrap manifests: server-side apply" in run.stdout and "kube-proxy: runs %s" % NEW in run.stdout
 
     again = k8s.upgrade()
     assert again.rc == 0 and again.changed == 0, again.stdout
@@ -179,13 +191,13 @@ def test_the_recorded_contract_and_kubernetes_default_stay_until_moved_and_move_
     assert path.stat().st_mtime_ns == written
     rendered = (k8s.dir / "nodes" / "cp1.yaml").read_text()
     assert "kind: HostnameConfig" not in rendered and "ghcr.io/siderolabs/kubelet:v1.34.1" in rendered
-    assert "installer:v1.12.0" in rendered
+    assert "installer:v1.11.5" in rendered  # the nodes run v1.11.5: a node provisioned now installs what it boots
 
     refused = k8s.play("configs", extra_vars={"talos_config_contract": "v1.12"})
     assert refused.rc != 0
     message = refused.task("Refuse a config contract newer than a node runs")["result"]["msg"]
     assert message.startswith("talos_config_contract: v1.12 needs every node to run Talos v1.12"), message
-    assert "cp1 (127.0.11.11) runs v1.11.5" in message and "w1 (127.0.11.21) runs v1.11.5" in message
+    assert "cp1 (127.0.22.111) runs v1.11.5" in message and "w1 (127.0.22.121) runs v1.11.5" in message
     assert k8s.record()["config_contract"] == "v1.11"
     assert (k8s.dir / "nodes" / "cp1.yaml").read_text() == rendered
 

@@ -1,5 +1,5 @@
 """The Talos upgrade through ansible-playbook: configs.yml and cluster.yml bring node doubles up
-(127.0.10.x) with a kube-API double holding seeded pods, then talos_version changes in the
+(127.0.22.x) with a kube-API double holding seeded pods, then talos_version changes in the
 inventory and the role's tasks/upgrade.yml (talos_upgrade) rolls the upgrade out."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import doubles  # noqa: E402
 from ansible_runner import local_play  # noqa: E402
 from ansible_runner import REPO  # noqa: E402
 
-NET = "127.0.10."
+NET = "127.0.22."
 VANILLA = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 CLUSTER = {"talos_cluster_name": "demo", "talos_cluster_endpoint": "https://%s11:6443" % NET, "talos_version": "v1.11.5",
            "talos_network": NET + "0/24", "talos_install_disk": "/dev/sda", "talos_matchbox_url": "http://127.0.0.1:8080",
@@ -127,6 +127,11 @@ class Lab:
     def version(self, name):
         return self.doubles[name].state["version"]
 
+    def install_image(self, name):
+        """The installer image of the node's rendered config."""
+        documents = yaml.safe_load_all(self.config(name).read_text())
+        return next(d for d in documents if d and d.get("version") == "v1alpha1")["machine"]["install"]["image"]
+
 
 @pytest.fixture
 def lab(tmp_path, run_playbook):
@@ -229,12 +234,16 @@ def test_pdb_blocked_drain_stops_naming_the_pod(lab):
     run = lab.upgrade()
     assert run.rc != 0
     message = run.task("Upgrade Talos to the inventory's version and schematic")["result"]["msg"]
-    assert "w1 (127.0.10.21) failed at stage 'drain'" in message, message
+    assert "w1 (127.0.22.21) failed at stage 'drain'" in message, message
     assert "default/db-0: Cannot evict pod as it would violate the pod's disruption budget. " \
            "(The disruption budget db-pdb needs 1 healthy pods and has 1 currently)" in message
     assert "not touched: w2" in message
     assert [len(u) for u in lab.upgrades().values()] == [1, 0, 0]
     assert lab.kube_state()["refusals"] and lab.doubles["w2"].calls("Upgrade") == 0
+    # nothing was installed: cordoned for the drain, uncordoned again
+    assert "uncordoned again, nothing was installed" in message, message
+    assert [p["unschedulable"] for p in lab.kube_state()["patches"] if p["node"] == "w1"] == [True, False]
+    assert lab.kube_state()["unschedulable"]["w1"] is False
 
 
 def test_node_that_never_comes_back_stops_then_a_rerun_resumes(lab):
@@ -243,9 +252,16 @@ def test_node_that_never_comes_back_stops_then_a_rerun_resumes(lab):
     run = lab.upgrade()
     assert run.rc != 0
     message = run.task("Upgrade Talos to the inventory's version and schematic")["result"]["msg"]
-    assert "w1 (127.0.10.21) failed at stage 'coming back': still no answer after 2" in message, message
+    assert "w1 (127.0.22.21) failed at stage 'coming back': still no answer after 2" in message, message
     assert "upgraded: cp1; not touched: w2" in message
     assert lab.doubles["w2"].calls("Upgrade") == 0 and lab.version("w2") == "v1.11.5"
+    # the install had started: w1 stays cordoned, and the message says so
+    assert "left cordoned, as the install had started" in message, message
+    assert lab.kube_state()["unschedulable"]["w1"] is True
+
+    # mid-rollout (cp1 runs v1.12.1, w2 v1.11.5): a node provisioned now boots v1.11.5, and its config installs it
+    assert lab.playbooks("configs").rc == 0
+    assert {name: lab.install_image(name) for name in lab.doubles} == {name: "ghcr.io/siderolabs/installer:v1.11.5" for name in lab.doubles}
 
     lab.restart("w1", "v1.11.5")  # it boots its old system again
     rerun = lab.upgrade()
@@ -254,3 +270,5 @@ def test_node_that_never_comes_back_stops_then_a_rerun_resumes(lab):
     assert "up to date" in rows["cp1"] and "upgrade v1.11.5 -> v1.12.1" in rows["w1"] and "upgrade" in rows["w2"]
     assert [len(u) for u in lab.upgrades().values()] == [1, 2, 1]
     assert {name: lab.version(name) for name in lab.doubles} == {"cp1": "v1.12.1", "w1": "v1.12.1", "w2": "v1.12.1"}
+    assert lab.playbooks("configs").rc == 0  # every node runs v1.12.1: so do the configs
+    assert {name: lab.install_image(name) for name in lab.doubles} == {name: "ghcr.io/siderolabs/installer:v1.12.1" for name in lab.doubles}
