@@ -556,7 +556,8 @@ def test_a_node_taken_out_of_the_inventory_stops_site_then_is_removed_then_comes
     assert set(table) == set(LAB_NODES) and all(row["STATUS"] == "Ready" for row in table.values()), table
     assert kube_record()["nodes"][worker]["registered_at"] > kube_record()["deletions"][-1]["at"]  # registered again
     # the lab as found: the config withdrawn again, every reservation and group back
-    assert boot_server_holds(worker) == {"group": True, "config": False, "dhcp": True}
+    assert {name: boot_server_holds(name) for name in LAB_NODES} == {
+        name: {"group": True, "config": False, "dhcp": True} for name in LAB_NODES}
     assert HOSTS.read_bytes() == original and inventory_nodes() == LAB_NODES
 
 
