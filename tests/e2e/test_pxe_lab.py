@@ -446,9 +446,20 @@ def assert_pxe_boot(boot, name):
 
 
 def test_backup_is_what_the_node_served_and_restore_recovers_it_through_pxe(lab_runs, lab):
-    controlplane = next(name for name, node in LAB_NODES.items() if node["machine_type"] == "controlplane")
     backups = CLUSTER_DIR / "backups"
-    before = set(backups.glob("etcd-*.db")) if backups.exists() else set()
+    had_backups = backups.exists()
+    before = set(backups.glob("etcd-*.db")) if had_backups else set()
+    try:
+        backup_then_restore(lab_runs, backups, before)
+    finally:  # the cluster dir as it was
+        for path in set(backups.glob("etcd-*.db")) - before if backups.exists() else ():
+            path.unlink()
+        if not had_backups and backups.exists() and not any(backups.iterdir()):
+            backups.rmdir()
+
+
+def backup_then_restore(lab_runs, backups, before):
+    controlplane = next(name for name, node in LAB_NODES.items() if node["machine_type"] == "controlplane")
     run = lab_runs.playbook("backup", "playbooks/backup.yml")
     assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
     written = sorted(set(backups.glob("etcd-*.db")) - before)
