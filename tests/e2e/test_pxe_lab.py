@@ -84,6 +84,11 @@ def config_status(node):
     return answer.stdout
 
 
+def cluster_files():
+    """Every file of the cluster dir: relative path (posix) -> bytes."""
+    return {p.relative_to(CLUSTER_DIR).as_posix(): p.read_bytes() for p in sorted(CLUSTER_DIR.rglob("*")) if p.is_file()}
+
+
 def table_rows(lines):
     """Rows of a `kubectl get nodes -o wide` table: name -> {column: value}."""
     header = lines[0].split()
@@ -410,10 +415,6 @@ VAULT_HEADER = b"$ANSIBLE_VAULT;1.2;AES256;lab\n"
 VAULT_SECRET_FILES = ("secrets.yaml", "talosconfig", "kubeconfig")  # and nodes/*.yaml, backups/*.db
 
 
-def cluster_files():
-    return {p.relative_to(CLUSTER_DIR).as_posix(): p.read_bytes() for p in sorted(CLUSTER_DIR.rglob("*")) if p.is_file()}
-
-
 def is_secret_file(relative):
     return relative in VAULT_SECRET_FILES or relative.startswith(("nodes/", "backups/"))
 
@@ -463,6 +464,176 @@ def test_vault_encrypted_cluster_dir_runs_unchanged_and_refuses_a_wrong_password
     say(lab_runs.request, "  vault section: %.0f s" % (time.monotonic() - started))
 
 
+# ---- removal, backup and restore (issue 9)
+
+HOSTS = INVENTORY / "hosts.yml"
+SUPERVISOR = REPO / "roles" / "lab" / "files" / "lab_machines.py"
+MATCHBOX_DATA = Path("/var/lib/netboot-lab/matchbox")  # inventory/lab group_vars/boot_server.yml matchbox_data_dir
+DNSMASQ_CONF = Path("/etc/netboot-lab/dnsmasq.conf")
+LAB_NODES = inventory_nodes()  # read before a test takes a node out of hosts.yml
+
+
+def kube_record():
+    """The kube-API double's own record: registered nodes, cordons, deletions."""
+    return json.loads((LAB_DIR / "nodes" / "kube-api.json").read_text())
+
+
+def boot_server_holds(name):
+    """What the boot server keeps for a node: its matchbox group, its served config, its DHCP reservation."""
+    node = LAB_NODES[name]
+    return {"group": (MATCHBOX_DATA / "groups" / ("%s.json" % name)).exists(), "config": config_status(node) == "200",
+            "dhcp": "dhcp-host=%s," % node["mac"] in DNSMASQ_CONF.read_text()}
+
+
+def reboots(name):
+    path = LAB_DIR / "machines" / name / "reboots.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def wait_until(what, condition, timeout, interval=1.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "%s: not after %ss" % (what, timeout)
+        time.sleep(interval)
+
+
+def assert_pxe_boot(boot, name):
+    """A boot of the lab machine through PXE that fetched its own config and was installed configured."""
+    node = LAB_NODES[name]
+    assert boot["ending"] == "power-off" and boot["problems"] == [], boot["report_lines"]
+    assert boot["lease"] == node["ip"] and boot["kernel"] and boot["initrd"]
+    assert boot["config"]["hostname"] == node["hostname"] and boot["config"]["machine_type"] == node["machine_type"]
+    assert boot["install"]["double"] == "configured"
+
+
+def test_backup_is_what_the_node_served_and_restore_recovers_it_through_pxe(lab_runs, lab):
+    backups = CLUSTER_DIR / "backups"
+    had_backups = backups.exists()
+    before = set(backups.glob("etcd-*.db")) if had_backups else set()
+    try:
+        backup_then_restore(lab_runs, backups, before)
+    finally:  # the cluster dir as it was
+        for path in set(backups.glob("etcd-*.db")) - before if backups.exists() else ():
+            path.unlink()
+        if not had_backups and backups.exists() and not any(backups.iterdir()):
+            backups.rmdir()
+
+
+def backup_then_restore(lab_runs, backups, before):
+    controlplane = next(name for name, node in LAB_NODES.items() if node["machine_type"] == "controlplane")
+    run = lab_runs.playbook("backup", "playbooks/backup.yml")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+    written = sorted(set(backups.glob("etcd-*.db")) - before)
+    assert len(written) == 1 and re.match(r"^etcd-\d{8}T\d{6}Z\.db$", written[0].name), written
+    snapshot = written[0]
+    assert snapshot.stat().st_mode & 0o777 == 0o600
+    served = (LAB_DIR / "nodes" / controlplane / "etcd-snapshot-served.db").read_bytes()
+    assert served and snapshot.read_bytes() == served
+    say(lab_runs.request, "  %s: %d bytes, the bytes %s served" % (snapshot.relative_to(REPO), len(served), controlplane))
+
+    # A key written after the backup: the restore must take the cluster back to before it.
+    data_path = LAB_DIR / "nodes" / controlplane / "etcd" / "data.json"
+    data = json.loads(data_path.read_text())
+    backed_up = dict(data["keys"])
+    data["keys"]["/registry/configmaps/default/after-the-backup"] = "lost in the restore"
+    data_path.write_text(json.dumps(data))
+
+    boots = len(reboots(controlplane))
+    reset = lab_runs.playbook("restore-pxe-reset-%s" % controlplane, "tests/e2e/pxe_reset.yml", "-e", "nodes=%s" % controlplane)
+    assert reset.returncode == 0, (reset.stdout + reset.stderr)[-6000:]
+    started = time.monotonic()
+    wait_until("%s back through PXE" % controlplane, lambda: len(reboots(controlplane)) > boots, 300)
+    boot = reboots(controlplane)[-1]
+    assert_pxe_boot(boot, controlplane)
+    state = double_state(controlplane)
+    assert state["resets"][-1] == {"graceful": False, "reboot": True, "wipe": ["EPHEMERAL"]}
+    assert state["stage"] == "configured" and not state["bootstrapped"]
+    say(lab_runs.request, "  %s reset -> back through PXE (boot %d): %.0f s" % (controlplane, boot["boot"], reset.seconds + time.monotonic() - started))
+
+    bootstraps = state["calls"].get("Bootstrap", 0)
+    restore = lab_runs.playbook("restore", "playbooks/restore.yml", "-e", "snapshot=%s" % snapshot)
+    assert restore.returncode == 0, (restore.stdout + restore.stderr)[-6000:]
+    say(lab_runs.request, "  " + "\n  ".join(printed_lines(restore.stdout, "Show the recovery")))
+    state = double_state(controlplane)
+    assert state["recover_uploads"][-1]["size"] == len(served)
+    assert state["recovered"]["sha256"] == hashlib.sha256(served).hexdigest() and not state["recovered"]["skip_hash_check"]
+    assert state["calls"]["Bootstrap"] == bootstraps + 1 and state["bootstrapped"]
+    assert json.loads(data_path.read_text())["keys"] == backed_up  # the key written after the backup is gone
+    nodes = kube_record()["nodes"]
+    assert set(nodes) == set(LAB_NODES), nodes
+
+
+def test_a_node_taken_out_of_the_inventory_stops_site_then_is_removed_then_comes_back_through_pxe(lab_runs, lab):
+    worker = next(name for name, node in LAB_NODES.items() if node["machine_type"] == "worker")
+    original = HOSTS.read_bytes()
+    hosts = yaml.safe_load(original)
+    del hosts["all"]["children"]["talos"]["children"]["workers"]["hosts"][worker]
+    resets, boots = len(double_state(worker)["resets"]), len(reboots(worker))
+    assert boot_server_holds(worker) == {"group": True, "config": False, "dhcp": True}  # config withdrawn, node runs it
+    try:
+        HOSTS.write_text(yaml.safe_dump(hosts, sort_keys=False))
+        stopped = lab_runs.playbook("remove-absent-refused", "site.yml")
+        assert stopped.returncode != 0
+        assert "cluster member %s (%s; Kubernetes node) is not in the inventory" % (worker, LAB_NODES[worker]["ip"]) in stopped.stdout
+        assert "talos_cluster_remove_absent: true" in stopped.stdout
+        assert len(double_state(worker)["resets"]) == resets and double_state(worker)["stage"] == "configured"
+        assert boot_server_holds(worker) == {"group": True, "config": False, "dhcp": True}
+        assert worker in kube_record()["nodes"] and not kube_record()["unschedulable"].get(worker)
+
+        removed = lab_runs.playbook("remove-absent", "site.yml", "-e", "talos_cluster_remove_absent=true")
+        assert removed.returncode == 0, (removed.stdout + removed.stderr)[-6000:]
+        shown = task_output(removed.stdout, "netboot.talos.talos_rollout : Show what was removed")  # the first: site.yml's check
+        say(lab_runs.request, "  " + "\n  ".join(shown.split("\nok: [", 1)[0].strip().splitlines()))
+        state = double_state(worker)
+        assert state["resets"][resets:] == [{"graceful": True, "reboot": False, "wipe": ["STATE", "EPHEMERAL"]}]
+        kube = kube_record()
+        assert [patch["node"] for patch in kube["patches"] if patch["unschedulable"]][-1:] == [worker]  # cordoned
+        assert kube["deletions"][-1]["node"] == worker and worker not in kube["nodes"]  # the DELETE found it
+        table = printed_table(removed.stdout, "netboot.talos.talos_cluster : Show the nodes")
+        assert set(table) == set(LAB_NODES) - {worker} and all(row["STATUS"] == "Ready" for row in table.values()), table
+        assert boot_server_holds(worker) == {"group": False, "config": False, "dhcp": False}
+        # powered off: it stays off (no PXE boot) until its power button is pressed
+        assert (LAB_DIR / "machines" / worker / "powered-off").exists() and len(reboots(worker)) == boots
+    finally:
+        HOSTS.write_bytes(original)
+
+    # Put back: site.yml serves it again; the machine is powered on once its config is served.
+    started = time.monotonic()
+    back = subprocess.Popen([str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(INVENTORY), str(REPO / "site.yml")],
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until("%s's config served again" % worker, lambda: back.poll() is not None or boot_server_holds(worker)["config"], 300)
+        assert back.poll() is None, "site.yml ended before serving %s's config:\n%s" % (worker, back.stdout.read()[-6000:])
+        assert boot_server_holds(worker) == {"group": True, "config": True, "dhcp": True}
+        served_after = time.monotonic() - started
+        power = subprocess.run([sys.executable, str(SUPERVISOR), "power-on", str(LAB_DIR), worker],
+                               capture_output=True, text=True, check=False)
+        assert power.returncode == 0, power.stdout + power.stderr
+        output, _unused = back.communicate(timeout=900)
+    finally:
+        if back.poll() is None:
+            back.kill()
+            back.wait()
+    seconds = time.monotonic() - started
+    lab_runs.runs.append(("put-back", subprocess.CompletedProcess(back.args, back.returncode, output, "")))
+    say(lab_runs.request, "\nput-back: %.0f s (rc %d; config served after %.0f s)" % (seconds, back.returncode, served_after))
+    assert back.returncode == 0, output[-6000:]
+    assert not (LAB_DIR / "machines" / worker / "powered-off").exists()
+    assert len(reboots(worker)) == boots + 1
+    boot = reboots(worker)[-1]
+    assert_pxe_boot(boot, worker)
+    say(lab_runs.request, "  %s boot %d through PXE: %.1f s" % (worker, boot["boot"], boot["boot_seconds"]))
+    state = double_state(worker)
+    assert state["stage"] == "configured" and state["served"][-1]["stage"] == "configured" and "first_call" in state["served"][-1]
+    table = printed_table(output, "netboot.talos.talos_cluster : Show the nodes")
+    assert set(table) == set(LAB_NODES) and all(row["STATUS"] == "Ready" for row in table.values()), table
+    assert kube_record()["nodes"][worker]["registered_at"] > kube_record()["deletions"][-1]["at"]  # registered again
+    # the lab as found: the config withdrawn again, every reservation and group back
+    assert {name: boot_server_holds(name) for name in LAB_NODES} == {
+        name: {"group": True, "config": False, "dhcp": True} for name in LAB_NODES}
+    assert HOSTS.read_bytes() == original and inventory_nodes() == LAB_NODES
+
+
 # -------------------------------------------------------------------------------------- api delivery
 
 @pytest.mark.parametrize("name", sorted(inventory_nodes()))
@@ -504,7 +675,6 @@ UPGRADES = INVENTORY / "e2e-upgrades.yml"  # talos_version / talos_kubernetes_ve
 UPGRADE_TO, NEVER_BACK_TO = "v1.12.0", "v1.12.1"  # both among inventory/lab's lab_upgrade_versions
 UPGRADE_TIMEOUT = 12  # talos_cluster_upgrade_timeout for the node that never comes back (seconds)
 UPGRADE_REPORT = "netboot.talos.talos_rollout : Show what was upgraded"
-MATCHBOX_DATA = "/var/lib/netboot-lab/matchbox"  # inventory/lab group_vars/boot_server.yml matchbox_data_dir
 
 
 def upgrades_overlay(talos_version=None, kubernetes_version=None, upgrade_timeout=120):
@@ -516,14 +686,11 @@ def upgrades_overlay(talos_version=None, kubernetes_version=None, upgrade_timeou
     UPGRADES.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
 
 
-def cluster_files():
-    """Every file of the cluster dir: relative path -> bytes."""
-    return {path.relative_to(CLUSTER_DIR): path.read_bytes() for path in CLUSTER_DIR.rglob("*") if path.is_file()}
 
 
 def restore_cluster_files(saved):
     for path in CLUSTER_DIR.rglob("*"):
-        if path.is_file() and path.relative_to(CLUSTER_DIR) not in saved:
+        if path.is_file() and path.relative_to(CLUSTER_DIR).as_posix() not in saved:
             path.unlink()
     for relative, content in saved.items():
         (CLUSTER_DIR / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -590,7 +757,7 @@ def upgraded_order(stdout):
 def test_upgrades_talos_and_kubernetes_then_a_node_that_never_comes_back(lab_runs, api_lab):
     controlplane, worker = "lab-cp1", "lab-worker1"
     saved = cluster_files()
-    recorded = json.loads(saved[Path("contract.json")])["kubernetes_version"]
+    recorded = json.loads(saved["contract.json"])["kubernetes_version"]
     bump = next_minor(recorded, 1)
     started = time.monotonic()
     try:

@@ -4,6 +4,7 @@
     lab_machines.py start  < settings.json   start the lab's machine supervisor in the background
     lab_machines.py report LAB_DIR [TIMEOUT] wait for the first boots' report, print it as JSON
     lab_machines.py stop   LAB_DIR           stop the supervisor, its QEMU machines and node doubles
+    lab_machines.py power-on LAB_DIR NAME    the power button of a machine that powered off
 
 The supervisor runs inside the lab namespace (roles/lab/tasks/start.yml starts it through the lab's
 netns interpreter) and logs to <lab_dir>/logs/machines.log:
@@ -25,7 +26,10 @@ netns interpreter) and logs to <lab_dir>/logs/machines.log:
   installed: <lab_dir>/report.json. Serial consoles: <lab_dir>/machines/<name>/serial.log.
 - Then keeps watching: a node double that exits after a Reset (it runs with --reset-exits, like a
   machine that reboots) loses its IP, its machine boots again through PXE and is installed again;
-  each such boot is appended to <lab_dir>/machines/<name>/reboots.json (serial-<n>.log).
+  each such boot is appended to <lab_dir>/machines/<name>/reboots.json (serial-<n>.log). A Reset
+  with reboot=false powers the machine off instead (Talos's graceful reset then shuts down): it
+  stays off, <lab_dir>/machines/<name>/powered-off says since when, until its power button
+  (`power-on`) is pressed; then it boots through PXE the same way.
 
 Settings: namespace, bridge, lab_dir, machines [{name, mac, firmware: bios|uefi, expect:
 config|maintenance|refused, hostname, machine_type}], nodes [{name, ip, role, talos_version}],
@@ -552,24 +556,48 @@ class Lab:
             if resets <= self.resets[name]:
                 log("%s: node double exited (%s) without a reset; left down" % (name, process.returncode))
                 continue
-            log("%s: reset: the machine boots through PXE again" % name)
             ip = self.nodes[name]["ip"]
             if ip == self.kube_host and self.kube is not None:
                 self.kube.terminate()
                 self.kube.wait()
                 self.kube = None
             self.address(ip, False)
-            machine, install = self.boot(name)
-            if STOP.is_set():
-                return
-            report = self.report(machine, install)
-            path = os.path.join(self.lab_dir, "machines", name, "reboots.json")
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    reboots = json.load(handle)
-            except (OSError, ValueError):
-                reboots = []
-            write_json(path, reboots + [dict(report, report_lines=summary(report), problems=problems(report))])
+            if not self.double_state(name)["resets"][-1].get("reboot", True):
+                log("%s: reset with power-off: the machine is off until its power button is pressed" % name)
+                write_json(self.power_file(name, "powered-off"), {"since": time.time()})
+                continue
+            log("%s: reset: the machine boots through PXE again" % name)
+            self.reboot(name)
+        self.power_buttons()
+
+    def power_file(self, name, what):
+        return os.path.join(self.lab_dir, "machines", name, what)
+
+    def power_buttons(self):
+        """Machines that are off and whose power button was pressed (a power-on file) boot through PXE."""
+        for name in self.specs:
+            if os.path.exists(self.power_file(name, "power-on")):
+                os.unlink(self.power_file(name, "power-on"))
+                if not os.path.exists(self.power_file(name, "powered-off")):
+                    log("%s: power button pressed, but the machine is not off" % name)
+                    continue
+                os.unlink(self.power_file(name, "powered-off"))
+                log("%s: power button pressed: the machine boots through PXE" % name)
+                self.reboot(name)
+
+    def reboot(self, name):
+        """Boot the machine again, install it, and append the boot's report to its reboots.json."""
+        machine, install = self.boot(name)
+        if STOP.is_set():
+            return
+        report = self.report(machine, install)
+        path = os.path.join(self.lab_dir, "machines", name, "reboots.json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                reboots = json.load(handle)
+        except (OSError, ValueError):
+            reboots = []
+        write_json(path, reboots + [dict(report, report_lines=summary(report), problems=problems(report))])
 
     def shut_down(self):
         for process in list(self.doubles.values()) + ([self.kube] if self.kube else []):
@@ -673,7 +701,8 @@ def command_start():
     for stale in ("report.json", "machines.pid"):
         if os.path.exists(os.path.join(lab_dir, stale)):
             os.unlink(os.path.join(lab_dir, stale))
-    for path in [os.path.join(lab_dir, "machines", spec["name"], "reboots.json") for spec in params["machines"]]:
+    for path in [os.path.join(lab_dir, "machines", spec["name"], what) for spec in params["machines"]
+                 for what in ("reboots.json", "powered-off", "power-on")]:
         if os.path.exists(path):
             os.unlink(path)
     write_json(os.path.join(lab_dir, "settings.json"), params)
@@ -705,6 +734,26 @@ def command_start():
         os.unlink(os.path.join(lab_dir, "machines.pid"))
 
 
+def command_power_on(lab_dir, name, timeout=300.0):
+    """Press the power button of a machine that is off; returns once the supervisor took it."""
+    pid = read_pid(lab_dir)
+    if pid is None or not pid_alive(pid):
+        sys.exit("the lab's machine supervisor does not run")
+    machine_dir = os.path.join(lab_dir, "machines", name)
+    if not os.path.exists(os.path.join(machine_dir, "powered-off")):
+        sys.exit("%s is not powered off (no %s/powered-off)" % (name, machine_dir))
+    button = os.path.join(machine_dir, "power-on")
+    with open(button, "w", encoding="utf-8") as handle:
+        handle.write("%f\n" % time.time())
+    deadline = time.monotonic() + timeout
+    while os.path.exists(button):
+        if time.monotonic() > deadline or not pid_alive(pid):
+            os.unlink(button)
+            sys.exit("the supervisor did not take the power button of %s (see %s/logs/machines.log)" % (name, lab_dir))
+        time.sleep(0.2)
+    print("%s powered on: it boots through PXE" % name)
+
+
 def command_report(lab_dir, timeout):
     """Wait until the first boots are reported (or the supervisor is gone), then print the report."""
     path = os.path.join(lab_dir, "report.json")
@@ -728,6 +777,8 @@ def main():
         command_start()
     elif command == "stop" and len(sys.argv) == 3:
         command_stop(sys.argv[2])
+    elif command == "power-on" and len(sys.argv) == 4:
+        command_power_on(sys.argv[2], sys.argv[3])
     elif command == "report" and len(sys.argv) in (3, 4):
         command_report(sys.argv[2], float(sys.argv[3]) if len(sys.argv) == 4 else 900)
     else:

@@ -152,8 +152,10 @@ def test_a_member_absent_from_the_inventory_stops_unless_remove_absent_then_it_i
         ("w2", ["cordon", "drain", "reset", "reset: going down", "delete kubernetes node"])]
     assert lab.doubles["w2"].state["resets"] == [WIPED] and lab.doubles["w2"].state["stage"] == "powered_off"
     kube = lab.kube_state()
-    # The reset node left the double's node list by itself, so the DELETE found nothing left (404, done).
-    assert kube["unschedulable"].get("w2") is True and lab.kube_nodes() == ["cp1", "w1"]
+    # The reset node stays a (NotReady) Node until the removal deletes it: the DELETE found it.
+    assert [d["node"] for d in kube["deletions"]] == ["w2"] and lab.kube_nodes() == ["cp1", "w1"]
+    assert {"node": "w2", "unschedulable": True} in [{k: p[k] for k in ("node", "unschedulable")} for p in kube["patches"]]
+    assert "w2" not in kube["nodes"] and "w2" not in kube["unschedulable"]
     assert [e["pod"] for e in kube["evictions"]] == ["shop/web-1"], kube["evictions"]  # DaemonSet and mirror pods stay
     assert len(lab.groups()) == 2 and lab.groups() == [g for g in published if g in lab.groups()]
     lab.untouched("cp1", "w1")
@@ -199,7 +201,7 @@ def test_remove_yml_control_planes_leave_etcd_quorum_and_the_last_one_are_refuse
     state = lab.doubles["cp2"].state
     assert "etcd_left_at" in state and state["resets"] == [WIPED]
     assert yaml.safe_load(talosconfig.read_text())["contexts"]["demo"]["endpoints"] == [NET + "11"]
-    assert lab.kube_state()["deleted"] == ["cp3"] and lab.kube_nodes() == ["cp1", "w1"]
+    assert [d["node"] for d in lab.kube_state()["deletions"]] == ["cp3", "cp2"] and lab.kube_nodes() == ["cp1", "w1"]
 
     again = lab.remove("cp2")
     assert again.rc == 0 and again.changed == 0, again.stdout
