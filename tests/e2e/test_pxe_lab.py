@@ -686,8 +686,6 @@ def upgrades_overlay(talos_version=None, kubernetes_version=None, upgrade_timeou
     UPGRADES.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
 
 
-
-
 def restore_cluster_files(saved):
     for path in CLUSTER_DIR.rglob("*"):
         if path.is_file() and path.relative_to(CLUSTER_DIR).as_posix() not in saved:
