@@ -321,6 +321,62 @@ def test_reprovision_brings_the_worker_back_through_pxe(lab_runs, lab):
     assert record["served_at"] > record_before["seen_running_at"] and record["seen_running_at"] >= record["served_at"]
 
 
+# ---- vault (issue 15)
+# Before day 2: the lab runs what its inventory says (the day-2 test leaves its last change applied).
+
+VAULT_HEADER = b"$ANSIBLE_VAULT;1.2;AES256;lab\n"
+VAULT_SECRET_FILES = ("secrets.yaml", "talosconfig", "kubeconfig")  # and nodes/*.yaml, backups/*.db
+
+
+def is_secret_file(relative):
+    return relative in VAULT_SECRET_FILES or relative.startswith(("nodes/", "backups/"))
+
+
+def test_vault_encrypted_cluster_dir_runs_unchanged_and_refuses_a_wrong_password(lab_runs, lab, tmp_path):
+    started = time.monotonic()
+    (tmp_path / "vault-pass").write_text("lab vault password\n")
+    (tmp_path / "wrong-pass").write_text("not the lab's\n")
+    right, wrong = ["--vault-id", "lab@%s" % (tmp_path / "vault-pass")], ["--vault-id", "lab@%s" % (tmp_path / "wrong-pass")]
+    clear = cluster_files()
+    assert all(not content.startswith(b"$ANSIBLE_VAULT") for content in clear.values())
+    try:
+        encrypt = lab_runs.playbook("vault-encrypt", "playbooks/vault_encrypt.yml", *right)
+        assert encrypt.returncode == 0, (encrypt.stdout + encrypt.stderr)[-6000:]
+        encrypted = cluster_files()
+        assert set(encrypted) == set(clear)
+        secret = sorted(r for r in encrypted if is_secret_file(r))
+        assert {"secrets.yaml", "talosconfig", "kubeconfig"} <= set(secret) and any(r.startswith("nodes/") for r in secret)
+        assert all(encrypted[r].startswith(VAULT_HEADER) for r in secret), secret
+        assert all(encrypted[r] == clear[r] for r in encrypted if r not in secret)
+        say(lab_runs.request, "  encrypted: %s; clear: %s" % (", ".join(secret), ", ".join(sorted(set(encrypted) - set(secret)))))
+
+        # site.yml over the lab with the password, a run after the lab's own (lab.yml): nothing changes,
+        # the encrypted bytes stay. One run: a second one repeats these checks for ~2 more minutes.
+        run = lab_runs.playbook("vault-site", "site.yml", *right)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+        hosts = recap(run.stdout)
+        say(lab_runs.request, "  " + "; ".join("%s changed=%d" % (host, counts["changed"]) for host, counts in hosts.items()))
+        assert {"localhost", "lab-bootserver"} <= set(hosts)
+        assert all(counts["changed"] == 0 and counts["failed"] == 0 for counts in hosts.values()), hosts
+        assert cluster_files() == encrypted
+        assert "lab vault password" not in run.stdout + run.stderr
+
+        # a wrong password, and none: refused before anything changes, on the controller or the nodes
+        states = {name: double_state(name) for name in inventory_nodes()}
+        for label, args, expected in (("vault-wrong-password", wrong, "no vault secret given opens it"),
+                                      ("vault-no-password", [], "vault-encrypted files")):
+            refused = lab_runs.playbook(label, "site.yml", *args)
+            assert refused.returncode != 0
+            assert expected in refused.stdout and "Validate every node" in refused.stdout.split(expected)[0], refused.stdout[-3000:]
+            assert cluster_files() == encrypted
+            assert {name: double_state(name) for name in inventory_nodes()} == states
+    finally:
+        decrypt = lab_runs.playbook("vault-decrypt", "playbooks/vault_encrypt.yml", *right, "-e", "vault_decrypt=true")
+    assert decrypt.returncode == 0, (decrypt.stdout + decrypt.stderr)[-6000:]
+    assert cluster_files() == clear
+    say(lab_runs.request, "  vault section: %.0f s" % (time.monotonic() - started))
+
+
 # ------------------------------------------------------------------------------ day 2 (issue 9)
 
 OVERLAY = INVENTORY / "e2e-day2.yml"  # host vars for one node, for the day-2 test only (removed after it)
@@ -407,61 +463,6 @@ def test_day2_a_sysctl_and_a_label_then_a_change_that_needs_a_reboot(lab_runs, l
         assert len(double_state(worker)["applies"]) == applies + 2
     finally:
         OVERLAY.unlink(missing_ok=True)
-
-
-# ---- vault (issue 15)
-
-VAULT_HEADER = b"$ANSIBLE_VAULT;1.2;AES256;lab\n"
-VAULT_SECRET_FILES = ("secrets.yaml", "talosconfig", "kubeconfig")  # and nodes/*.yaml, backups/*.db
-
-
-def is_secret_file(relative):
-    return relative in VAULT_SECRET_FILES or relative.startswith(("nodes/", "backups/"))
-
-
-def test_vault_encrypted_cluster_dir_runs_unchanged_and_refuses_a_wrong_password(lab_runs, lab, tmp_path):
-    started = time.monotonic()
-    (tmp_path / "vault-pass").write_text("lab vault password\n")
-    (tmp_path / "wrong-pass").write_text("not the lab's\n")
-    right, wrong = ["--vault-id", "lab@%s" % (tmp_path / "vault-pass")], ["--vault-id", "lab@%s" % (tmp_path / "wrong-pass")]
-    clear = cluster_files()
-    assert all(not content.startswith(b"$ANSIBLE_VAULT") for content in clear.values())
-    try:
-        encrypt = lab_runs.playbook("vault-encrypt", "playbooks/vault_encrypt.yml", *right)
-        assert encrypt.returncode == 0, (encrypt.stdout + encrypt.stderr)[-6000:]
-        encrypted = cluster_files()
-        assert set(encrypted) == set(clear)
-        secret = sorted(r for r in encrypted if is_secret_file(r))
-        assert {"secrets.yaml", "talosconfig", "kubeconfig"} <= set(secret) and any(r.startswith("nodes/") for r in secret)
-        assert all(encrypted[r].startswith(VAULT_HEADER) for r in secret), secret
-        assert all(encrypted[r] == clear[r] for r in encrypted if r not in secret)
-        say(lab_runs.request, "  encrypted: %s; clear: %s" % (", ".join(secret), ", ".join(sorted(set(encrypted) - set(secret)))))
-
-        # site.yml over the lab with the password, a run after the lab's own (lab.yml): nothing changes,
-        # the encrypted bytes stay. One run: a second one repeats these checks for ~2 more minutes.
-        run = lab_runs.playbook("vault-site", "site.yml", *right)
-        assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
-        hosts = recap(run.stdout)
-        say(lab_runs.request, "  " + "; ".join("%s changed=%d" % (host, counts["changed"]) for host, counts in hosts.items()))
-        assert {"localhost", "lab-bootserver"} <= set(hosts)
-        assert all(counts["changed"] == 0 and counts["failed"] == 0 for counts in hosts.values()), hosts
-        assert cluster_files() == encrypted
-        assert "lab vault password" not in run.stdout + run.stderr
-
-        # a wrong password, and none: refused before anything changes, on the controller or the nodes
-        states = {name: double_state(name) for name in inventory_nodes()}
-        for label, args, expected in (("vault-wrong-password", wrong, "no vault secret given opens it"),
-                                      ("vault-no-password", [], "vault-encrypted files")):
-            refused = lab_runs.playbook(label, "site.yml", *args)
-            assert refused.returncode != 0
-            assert expected in refused.stdout and "Validate every node" in refused.stdout.split(expected)[0], refused.stdout[-3000:]
-            assert cluster_files() == encrypted
-            assert {name: double_state(name) for name in inventory_nodes()} == states
-    finally:
-        decrypt = lab_runs.playbook("vault-decrypt", "playbooks/vault_encrypt.yml", *right, "-e", "vault_decrypt=true")
-    assert decrypt.returncode == 0, (decrypt.stdout + decrypt.stderr)[-6000:]
-    assert cluster_files() == clear
-    say(lab_runs.request, "  vault section: %.0f s" % (time.monotonic() - started))
 
 
 # ---- removal, backup and restore (issue 9)
