@@ -235,6 +235,38 @@ def test_uefi_machine_loads_ipxe_efi_over_tftp(lab):
         assert "ipxe.efi" in lab["machines"][name]["tftp_files"]
 
 
+def tftp_requests(ip):
+    """tftpd's RRQ lines for one client, in the lab syslog's order."""
+    return [line for line in (LAB_DIR / "logs" / "syslog.log").read_text().splitlines()
+            if "in.tftpd" in line and re.search(r"RRQ from (::ffff:)?%s filename " % re.escape(ip), line)]
+
+
+def test_bios_pxe_machine_loads_undionly_kpxe_then_the_chain_script(lab_runs, lab):
+    # The office PC's path: plain PXE ROM -> undionly.kpxe over TFTP -> iPXE -> the chain script.
+    # Both clients are iPXE builds; the ROM's exchange is the one with the stand-in's own user class.
+    machines = [report for report in lab["machines"].values() if report["firmware"] == "bios-pxe"]
+    assert machines, "the lab needs a bios-pxe machine (lab_strangers)"
+    chain_scripts = {report["tftp_files"][-1] for report in lab["machines"].values() if report["firmware"] == "bios"}
+    assert len(chain_scripts) == 1, chain_scripts
+    for report in machines:
+        lines = tftp_requests(report["lease"])
+        say(lab_runs.request, "  %s DHCP user class per exchange: %s\n  tftpd:\n    %s" % (
+            report["name"], ", ".join(report["dhcp_user_classes"]), "\n    ".join(lines)))
+        files = [line.rsplit(" filename ", 1)[1].strip() for line in lines]
+        assert files == ["undionly.kpxe"] + sorted(chain_scripts) == report["tftp_files"], lines
+        clients = [name for index, name in enumerate(report["dhcp_user_classes"])
+                   if not index or report["dhcp_user_classes"][index - 1] != name]
+        assert clients == ["NBT-PXE-ROM", "iPXE"], report["dhcp_user_classes"]
+        tftp_times = [event["t"] for event in report["events"] if event["source"] == "tftp"]
+        ipxe_dhcp = [event["t"] for event in report["events"] if event["event"] == "user class: iPXE"]
+        assert tftp_times[0] <= ipxe_dhcp[0] <= tftp_times[1], report["events"]  # iPXE asked only after undionly.kpxe came
+        assert [path.split("?", 1)[0] for path in report["ipxe_scripts"]] == ["/boot.ipxe", "/ipxe"]
+        assert report["refused"], "matchbox did not answer 404 to %s's /ipxe" % report["name"]
+    # the supervisor's own judgement of the path (pxe_rom_problems) agrees
+    problems = json.loads((LAB_DIR / "report.json").read_text())["problems"]
+    assert not [line for line in problems if line.startswith(tuple(report["name"] + ":" for report in machines))], problems
+
+
 def test_machine_not_in_inventory_gets_no_config(lab):
     known = {node["mac"] for node in inventory_nodes().values()}
     strangers = [report for report in lab["machines"].values() if report["expect"] == "refused"]

@@ -11,7 +11,12 @@ netns interpreter) and logs to <lab_dir>/logs/machines.log:
 
 - Boots the machines one after the other (QEMU, TCG by default) on tap devices of the lab bridge:
   BIOS machines with an e1000 NIC whose option ROM is iPXE, UEFI machines on OVMF with a
-  virtio-net NIC without option ROM (so the firmware's own PXE client runs).
+  virtio-net NIC without option ROM (so the firmware's own PXE client runs), and bios-pxe machines:
+  an office PC's plain PXE ROM, played by iPXE's ipxe.lkrn (the NIC without option ROM) running
+  PXE_ROM_SCRIPT - it DHCPs with user class PXE_ROM_USER_CLASS instead of "iPXE", so the boot
+  server answers it as a firmware PXE client, and boots the DHCP boot file over TFTP as such a ROM
+  does. The undionly.kpxe it loads runs on its PXE stack and DHCPs again as iPXE. (Debian's
+  iPXE prints to the screen only: which client ran an exchange shows in dnsmasq's user class.)
 - A machine ends when it powers off (the stand-in image does after its last step), when the boot
   timeout passes, or, for a machine expected to get no config, shortly after matchbox refused it.
 - "Installs" each inventory machine once its stand-in boot is over, as Talos would: a Talos node
@@ -31,9 +36,9 @@ netns interpreter) and logs to <lab_dir>/logs/machines.log:
   stays off, <lab_dir>/machines/<name>/powered-off says since when, until its power button
   (`power-on`) is pressed; then it boots through PXE the same way.
 
-Settings: namespace, bridge, lab_dir, machines [{name, mac, firmware: bios|uefi, expect:
+Settings: namespace, bridge, lab_dir, machines [{name, mac, firmware: bios|bios-pxe|uefi, expect:
 config|maintenance|refused, hostname, machine_type}], nodes [{name, ip, role, talos_version}],
-delivery, memory_mb, accelerator, boot_timeout, stranger_grace, ovmf_code, ovmf_vars, dnsmasq_log,
+delivery, memory_mb, accelerator, boot_timeout, stranger_grace, ovmf_code, ovmf_vars, ipxe_lkrn, dnsmasq_log,
 tftp_log, matchbox_container, container_engine, python, repo_dir, cluster_dir, cluster_endpoint,
 api_port.
 """
@@ -67,6 +72,17 @@ HTTP_REQUEST = re.compile(r'msg="HTTP (GET|HEAD) ([^"]+)"')
 NO_MATCH = re.compile(r'msg="(No matching (?:group|profile))"')
 STEP = re.compile(r"NBT-STEP (\S+)(.*?)(?: uptime=[0-9.]+)?$")
 FIELD = re.compile(r"(\w[\w-]*)=(\S*)")
+FIRMWARES = ("bios", "bios-pxe", "uefi")
+# The plain PXE ROM of a bios-pxe machine: what it sends instead of iPXE's user class (a real ROM
+# sends none), then what a PXE ROM does with the answer.
+PXE_ROM_USER_CLASS = "NBT-PXE-ROM"
+PXE_ROM_SCRIPT = """#!ipxe
+echo NBT-PXE-ROM: the firmware's PXE client (stand-in), not iPXE's branch
+set user-class %s
+dhcp
+echo NBT-PXE-ROM: boot file ${filename} from ${next-server}
+chain tftp://${next-server}/${filename}
+""" % PXE_ROM_USER_CLASS
 
 
 def syslog_time(line, year):
@@ -131,6 +147,12 @@ class Machine:
             command += ["-drive", "if=pflash,format=raw,readonly=on,file=%s" % p["ovmf_code"],
                         "-drive", "if=pflash,format=raw,file=%s" % variables,
                         "-device", "virtio-net-pci,netdev=lan,mac=%s,romfile=" % self.mac]
+        elif self.spec["firmware"] == "bios-pxe":
+            script = os.path.join(self.dir, "pxe-rom.ipxe")
+            with open(script, "w", encoding="utf-8") as handle:
+                handle.write(PXE_ROM_SCRIPT)
+            command += ["-kernel", p["ipxe_lkrn"], "-initrd", script,
+                        "-device", "e1000,netdev=lan,mac=%s,romfile=" % self.mac]
         else:
             command += ["-boot", "n", "-device", "e1000,netdev=lan,mac=%s" % self.mac]
         return command
@@ -226,9 +248,13 @@ class Machine:
                 parsed.append((stamp, match.group(1), match.group(2)))
                 if self.mac in match.group(2).lower() and match.group(1):
                     transactions.add(match.group(1))
+        exchanges = {}  # xid -> the user class its client sent, in the order the exchanges began
         for stamp, xid, text in parsed:
             if xid not in transactions:
                 continue
+            exchanges.setdefault(xid, "none")
+            if text.startswith("user class:"):
+                exchanges[xid] = text.split(":", 1)[1].strip()
             kind = text.split("(", 1)[0]
             if kind in ("DHCPDISCOVER", "DHCPREQUEST"):
                 dhcp_requests += 1
@@ -292,6 +318,7 @@ class Machine:
             "lease": ip_address,
             "requests": {"dhcp": dhcp_requests, "tftp": len(tftp_files), "http": len(http_paths)},
             "dhcp_boot_files": boot_files,
+            "dhcp_user_classes": list(exchanges.values()),
             "tftp_files": tftp_files,
             "ipxe_scripts": [path for path in http_paths if path.startswith(("/boot.ipxe", "/ipxe"))],
             "refused": refusals > 0,
@@ -326,6 +353,7 @@ def summary(report, timeline=True):
                  % (report["ending"], report["boot_seconds"], counts["dhcp"], counts["tftp"], counts["http"]))
     lines.append("   lease %s; DHCP boot file %s; TFTP %s" % (
         report["lease"] or "none", words(report["dhcp_boot_files"]), words(report["tftp_files"])))
+    lines.append("   DHCP user class per exchange: %s" % (", ".join(report["dhcp_user_classes"]) or "none"))
     lines.append("   iPXE %s%s" % (words(report["ipxe_scripts"]), " -> 404 (no group)" if report["refused"] else ""))
     lines.append("   kernel %s; initrd %s" % (report["kernel"] or "none", report["initrd"] or "none"))
     config = report["config"]
@@ -353,9 +381,26 @@ def problems(report):
             wrong.append("%s: api delivery, yet %s" % (name, seen))
     elif config is not None or not report["refused"]:
         wrong.append("%s: not in the inventory, yet got %s" % (name, "a config" if config is not None else "no 404 from /ipxe"))
+    if report["firmware"] == "bios-pxe":
+        wrong.extend(pxe_rom_problems(report))
     install = report.get("install")
     if install is not None and not install["double"]:
         wrong.append("%s: not installed (%s)" % (name, install["text"]))
+    return wrong
+
+
+def pxe_rom_problems(report):
+    """A bios-pxe machine: its PXE ROM's exchange, then undionly.kpxe's as iPXE; the first TFTP file
+    (the ROM's boot file) loaded once, then the chain script."""
+    wrong, name = [], report["name"]
+    clients = [user_class for index, user_class in enumerate(report["dhcp_user_classes"])
+               if not index or report["dhcp_user_classes"][index - 1] != user_class]
+    if clients[:2] != [PXE_ROM_USER_CLASS, "iPXE"]:
+        wrong.append("%s: expected a DHCP exchange of its PXE ROM (user class %s), then one of iPXE; got %s"
+                     % (name, PXE_ROM_USER_CLASS, ", ".join(clients) or "none"))
+    files = report["tftp_files"]
+    if len(files) < 2 or files[0] in files[1:]:
+        wrong.append("%s: expected its PXE boot file over TFTP once, then the chain script; got %s" % (name, words(files)))
     return wrong
 
 
@@ -666,8 +711,8 @@ def check(params):
         name = spec.get("name", "machines[%d]" % index)
         if not re.match(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", str(spec.get("mac", ""))):
             problems_found.append("%s: mac must look like 52:54:00:50:00:11 (got %r)" % (name, spec.get("mac")))
-        if spec.get("firmware") not in ("bios", "uefi"):
-            problems_found.append("%s: firmware must be bios or uefi (got %r)" % (name, spec.get("firmware")))
+        if spec.get("firmware") not in FIRMWARES:
+            problems_found.append("%s: firmware must be one of %s (got %r)" % (name, ", ".join(FIRMWARES), spec.get("firmware")))
         if spec.get("expect") not in EXPECTATIONS:
             problems_found.append("%s: expect must be one of %s (got %r)" % (name, ", ".join(EXPECTATIONS), spec.get("expect")))
     if params.get("delivery") not in ("http", "api"):
