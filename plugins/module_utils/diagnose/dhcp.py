@@ -3,16 +3,23 @@
 """The DHCP link, checked from the boot server: DHCPDISCOVERs sent the way each client kind sends
 them, with the node's MAC, and every OFFER that comes back held against what the chain needs.
 
-Packets are built and read with scapy. Only DISCOVERs are sent: no server hands out a lease for
-them, so the probe is safe at any time.
+A proxyDHCP server (an offer without address and boot file) names the boot file only on its port
+4011, in its ACK to the DHCPREQUEST a PXE client sends there (PXE spec 2.1: option 60 PXEClient,
+93, 94, 97 and the boot item chosen from the offer's menu, option 43): that request is sent too,
+and the ACK's boot file and next-server are judged like a full DHCP server's offer.
+
+Packets are built and read with scapy. No lease is taken: DISCOVERs take none, and a proxyDHCP
+server hands out no address.
 """
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import select
 import socket
+import struct
 import time
 import traceback
 
@@ -27,18 +34,21 @@ except ImportError:  # the module reports missing_required_lib
 else:
     SCAPY_IMPORT_ERROR = None
 
-# The firmware kinds that ask for a boot file: (key, title, option 93 client arch, iPXE).
+# The firmware kinds that ask for a boot file: (key, title, option 93 client arch, iPXE). A BIOS
+# machine asks twice: its NIC's plain PXE ROM (no user class) is to get undionly.kpxe, and the iPXE
+# that runs from it (user class iPXE, as iPXE in a NIC ROM) the chain script.
 CLIENT_KINDS = (
-    ("bios", "BIOS PXE (arch 0)", 0, False),
+    ("bios", "BIOS plain PXE (arch 0)", 0, False),
     ("uefi7", "UEFI x64 PXE (arch 7)", 7, False),
     ("uefi9", "UEFI x64 PXE (arch 9)", 9, False),
-    ("ipxe", "iPXE on BIOS (user class iPXE, option 175)", 0, True),
-    ("ipxe-uefi", "iPXE on UEFI (user class iPXE, option 175)", 7, True),
+    ("ipxe", "iPXE on BIOS, from undionly.kpxe or a NIC ROM (user class iPXE)", 0, True),
+    ("ipxe-uefi", "iPXE on UEFI (user class iPXE)", 7, True),
 )
 TITLES = {kind[0]: kind[1] for kind in CLIENT_KINDS}
 # The encapsulated options iPXE sends (175): a "bus id" and "priority" as a real client does.
 IPXE_OPTION_175 = b"\xb1\x05\x01\x10\xec\x80\x00"
-BOOTP_SERVER_PORT, BOOTP_CLIENT_PORT = 67, 68
+BOOTP_SERVER_PORT, BOOTP_CLIENT_PORT, PXE_PORT = 67, 68, 4011
+SIOCGIFADDR = 0x8915
 RESEND = 1.0
 NO_ADDRESS = "0.0.0.0"
 # iPXE's own binaries (distribution names): iPXE offered one of these loads itself again and again.
@@ -47,21 +57,38 @@ IPXE_BINARIES = ("undionly.kpxe", "undionly.kkpxe", "undionly.kkkpxe", "ipxe.pxe
 
 def discover(mac, arch, ipxe, xid):
     """A DHCPDISCOVER as that firmware sends it, with chaddr = mac, asking for a broadcast answer."""
+    return _client_packet("discover", mac, arch, ipxe, xid, flags=0x8000)
+
+
+def pxe_request(mac, arch, ipxe, xid, boot_item, ciaddr):
+    """The DHCPREQUEST that firmware sends to a proxyDHCP server's port 4011: its machine id (97) and
+    the boot item it chose from the offer's menu (option 43, sub-option 71: type, layer 0).
+
+    A client sends it from the address it leased (ciaddr), where the ACK goes; the probe has none,
+    so ciaddr is its own address on the node network (dnsmasq answers only a ciaddr in its range)."""
+    extra = [(97, b"\x00" + bytes(10) + bytes.fromhex(mac.replace(":", "")))]
+    if boot_item is not None:
+        extra.append(("vendor_specific", b"\x47\x04" + boot_item.to_bytes(2, "big") + b"\x00\x00\xff"))
+    return _client_packet("request", mac, arch, ipxe, xid, extra=extra, ciaddr=ciaddr)
+
+
+def _client_packet(message, mac, arch, ipxe, xid, flags=0, extra=(), ciaddr=NO_ADDRESS):
     options = [
-        ("message-type", "discover"),
+        ("message-type", message),
         ("vendor_class_id", b"PXEClient:Arch:%05d:UNDI:00%s" % (arch, b"3010" if arch else b"2001")),
         (93, arch.to_bytes(2, "big")),
         (94, b"\x01\x02\x01"),
         ("param_req_list", [1, 3, 6, 43, 54, 60, 66, 67, 175]),
-    ]
+    ] + list(extra)
     if ipxe:
         options += [("user_class", b"iPXE"), (175, IPXE_OPTION_175)]
-    packet = BOOTP(op=1, htype=1, hlen=6, xid=xid, flags=0x8000, chaddr=bytes.fromhex(mac.replace(":", "")))
+    packet = BOOTP(op=1, htype=1, hlen=6, xid=xid, flags=flags, ciaddr=ciaddr, chaddr=bytes.fromhex(mac.replace(":", "")))
     return bytes(packet / DHCP(options=options + ["end"]))
 
 
-def read_offer(data, source):
-    """An OFFER's server, offered address, next server and boot file; None for anything else."""
+def read_offer(data, source, message_type=2):
+    """An OFFER's (or with message_type 5, an ACK's) server, offered address, next server, boot file
+    and first PXE menu item; None for anything else."""
     try:
         packet = BOOTP(data)
     except Exception:  # scapy raises many kinds on a runt packet; it is simply not an offer
@@ -69,7 +96,7 @@ def read_offer(data, source):
     if packet.op != 2 or DHCP not in packet:
         return None
     options = {entry[0]: entry[1] for entry in packet[DHCP].options if isinstance(entry, tuple) and len(entry) >= 2}
-    if options.get("message-type") != 2:
+    if options.get("message-type") != message_type:
         return None
     next_server = _text(options.get("tftp_server_name")) or (packet.siaddr if packet.siaddr != NO_ADDRESS else "")
     return {
@@ -79,7 +106,21 @@ def read_offer(data, source):
         "address": packet.yiaddr if packet.yiaddr != NO_ADDRESS else "",
         "next_server": next_server,
         "file": _text(packet.file) or _text(options.get("boot-file-name")),
+        "boot_item": _boot_item(options.get("vendor_specific")),
     }
+
+
+def _boot_item(vendor_options):
+    """The first boot item type of a PXE boot menu (option 43, sub-option 9) other than local boot (0)."""
+    data, index = vendor_options if isinstance(vendor_options, bytes) else b"", 0
+    while index + 2 <= len(data) and data[index] != 255:
+        code, length = data[index], data[index + 1]
+        value, index = data[index + 2:index + 2 + length], index + 2 + length
+        while code == 9 and len(value) >= 3:
+            item, value = int.from_bytes(value[:2], "big"), value[3 + value[2]:]
+            if item:
+                return item
+    return None
 
 
 def _text(value):
@@ -103,9 +144,45 @@ def probe(interface, macs, timeout):
             for key, _title, arch, ipxe in CLIENT_KINDS:
                 xid = int.from_bytes(os.urandom(4), "big")
                 packets[xid] = ((mac, key), discover(mac, arch, ipxe, xid))
-        return _collect(sock, packets, timeout)
+        offers = _collect(sock, packets, timeout)
+        _ask_proxies(sock, offers, timeout, interface_address(sock, interface))
+        return offers
     finally:
         sock.close()
+
+
+def interface_address(sock, interface):
+    """The interface's IPv4 address (SIOCGIFADDR); 0.0.0.0 when it has none."""
+    try:
+        request = struct.pack("256s", interface.encode()[:15])
+        return socket.inet_ntoa(fcntl.ioctl(sock.fileno(), SIOCGIFADDR, request)[20:24])
+    except OSError:
+        return NO_ADDRESS
+
+
+def _ask_proxies(sock, offers, timeout, ciaddr):
+    """Each proxyDHCP offer gets its boot file and next-server from the server's ACK on port 4011
+    (port_4011 says whether one came)."""
+    asked = {}
+    kinds = {kind[0]: kind for kind in CLIENT_KINDS}
+    for (mac, key), kind_offers in offers.items():
+        for offer in kind_offers:
+            if not offer["address"] and not offer["file"]:
+                xid = int.from_bytes(os.urandom(4), "big")
+                asked[xid] = (offer, pxe_request(mac, kinds[key][2], kinds[key][3], xid, offer["boot_item"], ciaddr))
+                offer["port_4011"] = False
+    deadline, resend = time.monotonic() + min(timeout, 3.0), 0.0
+    while asked and time.monotonic() < deadline:
+        if time.monotonic() >= resend:
+            for offer, packet in asked.values():
+                sock.sendto(packet, (offer["server"], PXE_PORT))
+            resend = time.monotonic() + RESEND
+        if select.select([sock], [], [], max(0.0, min(resend, deadline) - time.monotonic()))[0]:
+            data, sender = sock.recvfrom(4096)
+            ack = read_offer(data, sender[0], message_type=5)
+            if ack and ack["xid"] in asked:
+                offer = asked.pop(ack["xid"])[0]
+                offer.update(file=ack["file"], next_server=ack["next_server"] or offer["next_server"], port_4011=True)
 
 
 def _collect(sock, packets, timeout):
@@ -158,11 +235,10 @@ class Expected:
         name = name[:-2] if name.endswith(".0") else name
         return name in self.files.values() or name.lower() in IPXE_BINARIES or name.lower().startswith("ipxe-")
 
-    def next_server_problem(self, offer, boot_file=""):
-        """A proxyDHCP answer without a file may leave next-server out; one naming it must name ours."""
-        if not self.next_server or offer["next_server"] == self.next_server or not (offer["next_server"] or boot_file):
+    def next_server_problem(self, offer, boot_file):
+        if not self.next_server or offer["next_server"] == self.next_server:
             return None
-        return "next-server %s%s" % (offer["next_server"] or "none", " for " + boot_file if boot_file else "")
+        return "next-server %s for %s" % (offer["next_server"] or "none", boot_file)
 
 
 def node_verdicts(node, offers, expected, interface):
@@ -200,23 +276,33 @@ def _address_verdict(node, mac, by_kind):
 def _kind_verdicts(key, kind_offers, expected):
     title = TITLES[key]
     with_file = [offer for offer in kind_offers if offer["file"]]
-    # proxyDHCP names the file only on port 4011, in answer to a DHCPREQUEST, which is never sent.
-    proxies = [offer for offer in kind_offers if not offer["address"] and not offer["file"]]
+    # proxyDHCP answers that named no file on port 4011 (no ACK there, or an ACK without one)
+    mute = [offer for offer in kind_offers if not offer["address"] and not offer["file"]]
     wanted = "%s offered %s (next-server %s)" % (title, expected.wants(key), expected.next_server or "any")
-    if not with_file and not proxies:
+    if not with_file and not mute:
         return [v.broken("dhcp", wanted, "%s: no server offers a boot file" % title,
                          "configure the DHCP server's boot options (playbooks/dhcp_settings.yml prints them)")]
     result = []
-    for offer in with_file or proxies:
-        problem = expected.problem(key, offer) if offer["file"] else expected.next_server_problem(offer)
+    for offer in with_file:
+        problem = expected.problem(key, offer)
         if problem:
-            result.append(v.broken("dhcp", wanted, "%s: %s offers %s" % (title, offer["server"], problem), _action(key, problem, offer)))
+            result.append(v.broken("dhcp", wanted, "%s: %s offers %s" % (title, _server(offer), problem), _action(key, problem, offer)))
+    for offer in mute:
+        answer = "ACKs the request on port 4011 without a boot file" if offer.get("port_4011") else "does not answer the request on port 4011"
+        result.append(v.broken("dhcp", wanted, "%s: %s %s" % (title, _server(offer), answer),
+                               "the proxyDHCP server at %s must name a boot file for %s on port 4011 (dnsmasq: a pxe-service "
+                               "line for it; role dhcp writes them; open UDP 4011 in its firewall)" % (offer["server"], title)))
     return result
+
+
+def _server(offer):
+    """Who named the file: the server, or a proxyDHCP server on its port 4011."""
+    return "proxyDHCP %s (port 4011)" % offer["server"] if "port_4011" in offer else offer["server"]
 
 
 def _action(key, problem, offer):
     if "iPXE loop" in problem:
-        return ("the DHCP server at %s must tell iPXE clients (user class iPXE or option 175) apart and hand them the "
+        return ("the DHCP server at %s must tell iPXE clients (user class iPXE) apart and hand them the "
                 "matchbox script, not a binary (role dhcp does; playbooks/dhcp_settings.yml prints the lines)" % offer["server"])
     return "fix the boot options of the DHCP server at %s for %s (playbooks/dhcp_settings.yml prints them)" % (offer["server"], TITLES[key])
 
@@ -225,7 +311,7 @@ def _summary(by_kind):
     files = {}
     for key, kind_offers in by_kind.items():
         for offer in kind_offers:
-            name = offer["file"] or (not offer["address"] and "proxyDHCP %s (file named on port 4011)" % offer["server"])
+            name = offer["file"] and (offer["file"] + (" (proxyDHCP %s, port 4011)" % offer["server"] if "port_4011" in offer else ""))
             if name:
                 files.setdefault(name, []).append(key)
     return "; ".join("%s -> %s" % ("+".join(sorted(set(keys), key=list(TITLES).index)), name) for name, keys in files.items())

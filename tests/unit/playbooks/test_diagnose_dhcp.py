@@ -28,8 +28,8 @@ NODES = [
 ]
 RESERVATIONS = [{key: node[key] for key in ("name", "mac", "ip")} for node in NODES]
 # Every client kind the probe plays, as the report names them.
-KINDS = ["BIOS PXE (arch 0)", "UEFI x64 PXE (arch 7)", "UEFI x64 PXE (arch 9)",
-         "iPXE on BIOS (user class iPXE, option 175)", "iPXE on UEFI (user class iPXE, option 175)"]
+KINDS = ["BIOS plain PXE (arch 0)", "UEFI x64 PXE (arch 7)", "UEFI x64 PXE (arch 9)",
+         "iPXE on BIOS, from undionly.kpxe or a NIC ROM (user class iPXE)", "iPXE on UEFI (user class iPXE)"]
 
 
 def ip(*args):
@@ -39,11 +39,11 @@ def ip(*args):
 class Segment:
     """The node network: the boot server's bridge and two more servers' namespaces on it."""
 
-    def __init__(self, root):
+    def __init__(self, root, tag=None):
         if os.geteuid() != 0:
             pytest.fail("the DHCP probe needs root (network namespaces)")
         self.root = root
-        tag = "h8d%d" % (os.getpid() % 100000)
+        tag = tag or "h8d%d" % (os.getpid() % 100000)
         self.boot, self.router, self.rogue = tag + "b", tag + "r", tag + "x"
         self.servers = []
         for namespace in (self.boot, self.router, self.rogue):
@@ -169,7 +169,8 @@ def test_proxy_mode_answers_every_client_kind_beside_the_router(clean, tmp_path)
         (verdict,) = dhcp_of(report, node["name"])
         assert verdict["status"] == "ok", verdict
         assert "gets address %s" % node["ip"] in verdict["seen"]
-        assert "bios+uefi7+uefi9+ipxe+ipxe-uefi -> proxyDHCP 10.0.50.1 (file named on port 4011)" in verdict["seen"], verdict
+        proxy = " (proxyDHCP %s, port 4011)" % SERVER_IP
+        assert "bios -> undionly.kpxe%s; uefi7+uefi9 -> ipxe.efi%s; ipxe+ipxe-uefi -> matchbox.ipxe%s" % ((proxy,) * 3) in verdict["seen"], verdict
     assert "10.0.50.1, 10.0.50.254 (proxyDHCP: 10.0.50.1)" in printed_line(run, "DHCP servers answering")
 
 
@@ -209,10 +210,10 @@ def test_an_ipxe_client_offered_an_ipxe_binary_is_the_ipxe_loop(clean, tmp_path)
     assert run.rc != 0
     seen = {entry["seen"] for entry in dhcp_of(report, "w1") if entry["status"] == "broken"}
     loop = "offers boot file undionly.kpxe: the iPXE loop - iPXE is handed an iPXE binary and loads itself again"
-    assert "iPXE on BIOS (user class iPXE, option 175): 10.0.50.254 %s" % loop in seen, seen
-    assert "iPXE on UEFI (user class iPXE, option 175): 10.0.50.254 %s" % loop in seen, seen
+    assert "%s: 10.0.50.254 %s" % (KINDS[3], loop) in seen, seen
+    assert "%s: 10.0.50.254 %s" % (KINDS[4], loop) in seen, seen
     assert "UEFI x64 PXE (arch 7): 10.0.50.254 offers boot file undionly.kpxe" in seen
-    assert not any(entry.startswith("BIOS PXE") for entry in seen)
+    assert not any(entry.startswith("BIOS plain PXE") for entry in seen)
     assert loop in printed_line(run, "iPXE on BIOS")
 
 
