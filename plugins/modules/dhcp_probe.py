@@ -9,16 +9,20 @@ module: dhcp_probe
 short_description: Ask the node network's DHCP servers what each firmware kind of each node is offered
 version_added: 0.2.0
 description:
-  - Runs on the boot server and, from O(interface), broadcasts DHCPDISCOVERs as BIOS PXE (client arch 0),
-    UEFI x64 PXE (arch 7 and 9) and iPXE (user class C(iPXE) and option 175, on BIOS and UEFI) send them,
-    with each node's MAC as chaddr so that reservations answer.
+  - Runs on the boot server and, from O(interface), broadcasts DHCPDISCOVERs as each client kind sends them,
+    with each node's MAC as chaddr so that reservations answer - BIOS plain PXE (client arch 0, no user
+    class: the NIC's PXE ROM, to be offered O(bios_file)), UEFI x64 PXE (arch 7 and 9), and iPXE (user
+    class C(iPXE), with its option 175) on BIOS (the iPXE that undionly.kpxe or a NIC ROM runs) and on UEFI.
   - Collects every OFFER for O(timeout) seconds, proxyDHCP answers (no address offered) included, and
     holds them against what the chain needs - the node's C(talos_ip), the first-stage boot file per
     firmware, the matchbox script for iPXE (an iPXE client offered an iPXE binary again is the iPXE loop),
     and the TFTP next-server.
+  - A proxyDHCP server names its boot file only on its port 4011: to each proxyDHCP offer the probe sends
+    the DHCPREQUEST a PXE client sends there (PXE spec - option 60 C(PXEClient), 93, 94, 97 and the boot
+    item of the offer's menu, from the probe's own address), and judges the ACK's boot file and next-server
+    per client kind like a full DHCP server's offer; no ACK is broken.
   - Two servers offering addresses on the segment is a finding of the boot server.
-  - Sends only DHCPDISCOVERs, never a DHCPREQUEST, so no lease is taken. A proxyDHCP server names its boot
-    file only in answer to a request on port 4011; for it, only that it answers and its next-server are checked.
+  - No lease is taken - DHCPDISCOVERs take none, and a proxyDHCP server hands out no address.
   - Used by C(playbooks/diagnose.yml).
 extends_documentation_fragment:
   - netboot.talos.attributes
@@ -57,6 +61,7 @@ options:
     description:
       - Seconds to listen for offers.
       - dnsmasq pings an address of its pool before offering it, which delays a first offer by about 3 seconds.
+      - Then at most 3 more seconds for the ACKs of proxyDHCP servers on port 4011.
     type: float
     default: 5
 attributes:
@@ -66,7 +71,7 @@ attributes:
     support: none
   idempotent:
     support: full
-    details: Sends DHCPDISCOVERs only; no lease is taken.
+    details: Sends DHCPDISCOVERs, and DHCPREQUESTs to proxyDHCP servers' port 4011 only; no lease is taken.
 """
 
 EXAMPLES = r"""

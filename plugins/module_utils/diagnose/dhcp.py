@@ -288,8 +288,8 @@ def _kind_verdicts(key, kind_offers, expected):
         if problem:
             result.append(v.broken("dhcp", wanted, "%s: %s offers %s" % (title, _server(offer), problem), _action(key, problem, offer)))
     for offer in mute:
-        answer = "ACKs the request on port 4011 without a boot file" if offer.get("port_4011") else "does not answer the request on port 4011"
-        result.append(v.broken("dhcp", wanted, "%s: %s %s" % (title, _server(offer), answer),
+        answer = "ACKs its port 4011 request without a boot file" if offer.get("port_4011") else "does not answer the request on its port 4011"
+        result.append(v.broken("dhcp", wanted, "%s: proxyDHCP %s %s" % (title, offer["server"], answer),
                                "the proxyDHCP server at %s must name a boot file for %s on port 4011 (dnsmasq: a pxe-service "
                                "line for it; role dhcp writes them; open UDP 4011 in its firewall)" % (offer["server"], title)))
     return result

@@ -59,7 +59,7 @@ CASES = {
         {kind: "%s offers next-server %s for %s" % (AT, ROGUE_IP, name) for kind, name in (
             (BIOS, "undionly.kpxe"), (UEFI7, "ipxe.efi"), (UEFI9, "ipxe.efi"), (IPXE_BIOS, "matchbox.ipxe"), (IPXE_UEFI, "matchbox.ipxe"))}),
     "port 4011 dropped": (proxy(GOOD, port_4011_dropped=True), ROGUE_IP,
-                          {kind: "%s does not answer the request on port 4011" % AT for kind in KINDS}),
+                          {kind: "proxyDHCP %s does not answer the request on its port 4011" % ROGUE_IP for kind in KINDS}),
 }
 
 
