@@ -241,11 +241,13 @@ def test_the_server_check_rejects_a_spoilt_section(normalised_settings, tmp_path
 # A real DHCP exchange: the server runs the section in one network namespace, a PXE or iPXE client
 # in another asks it for an address and a boot file.
 CLONE_NEWNET = 0x40000000
-CLIENTS = {
-    "BIOS PXE (client arch 0)": (0, False),
-    "UEFI PXE (client arch 7)": (7, False),
-    "UEFI PXE (client arch 9)": (9, False),
-    "iPXE (user class iPXE)": (7, True),
+CLIENTS = {  # client kind: (client arch, user class of an iPXE, None for PXE firmware)
+    "BIOS PXE (client arch 0)": (0, None),
+    "UEFI PXE (client arch 7)": (7, None),
+    "UEFI PXE (client arch 9)": (9, None),
+    "iPXE (user class iPXE)": (7, b"iPXE"),
+    # the lab's bios-pxe machine: an iPXE playing a PXE ROM, option 175 and all, is answered as one
+    "iPXE as a PXE ROM (another user class)": (0, b"NBT-PXE-ROM"),
 }
 
 
@@ -297,7 +299,7 @@ def in_namespace(namespace, make):
     return outcome["value"]
 
 
-def discover(mac, arch, ipxe, xid):
+def discover(mac, arch, user_class, xid):
     options = [
         (53, b"\x01"),
         (93, struct.pack("!H", arch)),
@@ -305,8 +307,8 @@ def discover(mac, arch, ipxe, xid):
         (60, b"PXEClient:Arch:%05d:UNDI:002001" % arch),
         (55, bytes([1, 3, 6, 66, 67])),
     ]
-    if ipxe:
-        options += [(77, b"iPXE"), (175, b"\xb1\x05\x01\x10\xec\x80\x00")]
+    if user_class:
+        options += [(77, user_class), (175, b"\xb1\x05\x01\x10\xec\x80\x00")]
     # op, htype, hlen, hops, xid, secs, flags (broadcast), ciaddr..giaddr, chaddr, sname and file.
     header = bytes([1, 1, 6, 0]) + struct.pack("!IHH", xid, 0, 0x8000) + bytes(16)
     header += bytes.fromhex(mac.replace(":", "")).ljust(16, b"\0") + bytes(64 + 128)
@@ -326,11 +328,11 @@ def parse_offer(packet):
     return {"ip": yiaddr, "next-server": siaddr, "file": boot_file or options.get(67, b"").split(b"\0")[0].decode()}
 
 
-def ask(sock, mac, arch, ipxe, deadline):
+def ask(sock, mac, arch, user_class, deadline):
     """DHCPDISCOVER until an offer for this exchange arrives (the server may still be starting)."""
     xid = int.from_bytes(os.urandom(4), "big")
     while time.monotonic() < deadline:
-        sock.sendto(discover(mac, arch, ipxe, xid), ("255.255.255.255", 67))
+        sock.sendto(discover(mac, arch, user_class, xid), ("255.255.255.255", 67))
         with contextlib.suppress(socket.timeout):
             while True:
                 packet = sock.recv(4096)
@@ -374,6 +376,7 @@ CLIENT_NODES = {
     "UEFI PXE (client arch 7)": "kube01",
     "UEFI PXE (client arch 9)": "kube03",
     "iPXE (user class iPXE)": "kube02",
+    "iPXE as a PXE ROM (another user class)": "kube02",
 }
 
 
@@ -387,7 +390,7 @@ def test_the_server_hands_each_client_kind_its_boot_file_and_the_node_its_addres
         sock = in_namespace(client, lambda: client_socket(client))
         deadline = time.monotonic() + 30
         with sock:
-            offers = {kind: ask(sock, MACS[CLIENT_NODES[kind]][1], arch, ipxe, deadline) for kind, (arch, ipxe) in CLIENTS.items()}
+            offers = {kind: ask(sock, MACS[CLIENT_NODES[kind]][1], arch, user_class, deadline) for kind, (arch, user_class) in CLIENTS.items()}
     finally:
         log = stop()
     expected = {
@@ -395,6 +398,7 @@ def test_the_server_hands_each_client_kind_its_boot_file_and_the_node_its_addres
         "UEFI PXE (client arch 7)": {"ip": "10.0.50.71", "next-server": "10.0.20.50", "file": "ipxe.efi"},
         "UEFI PXE (client arch 9)": {"ip": "10.0.50.73", "next-server": "10.0.20.50", "file": "ipxe.efi"},
         "iPXE (user class iPXE)": {"ip": "10.0.50.72", "file": "http://10.0.20.50:8080/boot.ipxe"},
+        "iPXE as a PXE ROM (another user class)": {"ip": "10.0.50.72", "next-server": "10.0.20.50", "file": "undionly.kpxe"},
     }
     seen = {kind: offer and {key: offer[key] for key in expected[kind]} for kind, offer in offers.items()}
     assert seen == expected, log + "\n" + config.read_text()
