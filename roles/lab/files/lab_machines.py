@@ -74,12 +74,15 @@ STEP = re.compile(r"NBT-STEP (\S+)(.*?)(?: uptime=[0-9.]+)?$")
 FIELD = re.compile(r"(\w[\w-]*)=(\S*)")
 FIRMWARES = ("bios", "bios-pxe", "uefi")
 # The plain PXE ROM of a bios-pxe machine: what it sends instead of iPXE's user class (a real ROM
-# sends none), then what a PXE ROM does with the answer.
+# sends none), then what a PXE ROM does with the answer. The user class is cleared before the boot
+# file runs: iPXE hands its settings to the NBP as the cached DHCPACK, and undionly.kpxe's iPXE would
+# take it over and ask as a PXE ROM again (no real ROM's ACK carries one).
 PXE_ROM_USER_CLASS = "NBT-PXE-ROM"
 PXE_ROM_SCRIPT = """#!ipxe
 echo NBT-PXE-ROM: the firmware's PXE client (stand-in), not iPXE's branch
 set user-class %s
 dhcp
+clear user-class
 echo NBT-PXE-ROM: boot file ${filename} from ${next-server}
 chain tftp://${next-server}/${filename}
 """ % PXE_ROM_USER_CLASS
