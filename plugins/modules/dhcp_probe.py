@@ -95,7 +95,9 @@ findings:
   type: list
   elements: dict
 offers:
-  description: Every offer heard, with the node and client kind it answered.
+  description:
+    - Every offer heard, with the node and client kind it answered.
+    - A proxyDHCP offer carries the boot file and next-server of its port 4011 ACK, and C(port_4011) says whether one came.
   returned: always
   type: list
   elements: dict
