@@ -11,13 +11,13 @@ version_added: 0.2.0
 description:
   - Runs on the boot server and, from O(interface), broadcasts DHCPDISCOVERs as each client kind sends them,
     with each node's MAC as chaddr so that reservations answer - BIOS plain PXE (client arch 0, no user
-    class: the NIC's PXE ROM, to be offered O(bios_file)), UEFI x64 PXE (arch 7 and 9), and iPXE (user
+    class - the NIC's PXE ROM, to be offered O(bios_file)), UEFI x64 PXE (arch 7 and 9), and iPXE (user
     class C(iPXE), with its option 175) on BIOS (the iPXE that undionly.kpxe or a NIC ROM runs) and on UEFI.
   - Collects every OFFER for O(timeout) seconds, proxyDHCP answers (no address offered) included, and
     holds them against what the chain needs - the node's C(talos_ip), the first-stage boot file per
     firmware, the matchbox script for iPXE (an iPXE client offered an iPXE binary again is the iPXE loop),
     and the TFTP next-server.
-  - A proxyDHCP server names its boot file only on its port 4011: to each proxyDHCP offer the probe sends
+  - A proxyDHCP server names its boot file only on its port 4011, so to each proxyDHCP offer the probe sends
     the DHCPREQUEST a PXE client sends there (PXE spec - option 60 C(PXEClient), 93, 94, 97 and the boot
     item of the offer's menu, from the probe's own address), and judges the ACK's boot file and next-server
     per client kind like a full DHCP server's offer; no ACK is broken.
