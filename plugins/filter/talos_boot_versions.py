@@ -10,9 +10,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.netboot.talos.plugins.module_utils.talos import versions
 
 
-def talos_boot_versions(nodes, running):
+def talos_boot_versions(nodes, running, empty_when_unchanged=False):
     try:
-        return versions.boot_versions(nodes, running)
+        return versions.boot_versions(nodes, running, empty_when_unchanged=bool(empty_when_unchanged))
     except (versions.VersionError, KeyError, TypeError) as exc:
         raise AnsibleFilterError("talos_boot_versions: %s" % exc)
 

@@ -9,7 +9,9 @@ removed. Prune touches only what this collection owns: profile and group files c
 and ``*.yaml`` files in the configs directory, which is this collection's alone.
 
 Config contents are secrets: they never appear in results or diffs (a diff names the file and its
-sha256 only).
+sha256 only). A config may come as its sha256 alone: when the published file has it, nothing needs
+its content (a re-run ships no config); otherwise its file is listed in ``needs_content`` and the
+caller runs again with the content (nothing is written until every config has what it needs).
 
 Standard library only: this file runs on the boot server inside the matchbox_publish module.
 """
@@ -34,6 +36,7 @@ class Publication:
         self.configs_dir = configs_directory(data_dir)
         self.config_writes = []  # (path, content bytes)
         self.config_removals = []  # path
+        self.needs_content = []  # file names given by sha256 whose published copy differs
         self.profiles = None
         self.groups = None
         self.gid = None
@@ -75,7 +78,8 @@ def node_removals(data_dir, nodes):
 def plan(data_dir, profiles, groups, configs, withheld=(), prune=False, configs_group="", check_mode=False):
     """Plan the whole publication; MatchboxError lists every problem (nothing is written then).
 
-    configs: [{file, content}] (content: str or bytes); withheld: config file names to remove.
+    configs: [{file, content}] (content: str or bytes) or [{file, sha256}] (the content's sha256,
+    when the content is not sent); withheld: config file names to remove.
     """
     publication = Publication(data_dir)
     problems = []
@@ -90,13 +94,19 @@ def plan(data_dir, profiles, groups, configs, withheld=(), prune=False, configs_
             problems.append("%s: file is given twice" % where)
             continue
         names.add(name)
+        path = os.path.join(publication.configs_dir, name)
         content = entry.get("content")
         if isinstance(content, str):
             content = content.encode("utf-8")
+        if content is None and entry.get("sha256"):
+            content = _published_copy(path, entry["sha256"])
+            if content is None:
+                publication.needs_content.append(name)
+                continue
         if not isinstance(content, bytes):
             problems.append("%s: content is missing" % where)
             continue
-        publication.config_writes.append((os.path.join(publication.configs_dir, name), content))
+        publication.config_writes.append((path, content))
     if configs_group:
         try:
             publication.gid = grp.getgrnam(configs_group).gr_gid
@@ -121,8 +131,14 @@ def plan(data_dir, profiles, groups, configs, withheld=(), prune=False, configs_
     return publication
 
 
+def _published_copy(path, sha256):
+    """The bytes of the published config at path when their sha256 is sha256, else None."""
+    previous = files.read_bytes(path)
+    return previous if previous is not None and _sha256(previous) == sha256 else None
+
+
 def apply(publication, check_mode=False, diff=False):
-    """Carry out a plan. Returns (changed, result, diffs)."""
+    """Carry out a plan (one without needs_content). Returns (changed, result, diffs)."""
     written, removed, diffs = [], [], []
     if publication.config_writes and files.ensure_directory(publication.configs_dir, matchbox.DIRECTORY_MODE, check_mode):
         written.append(publication.configs_dir)

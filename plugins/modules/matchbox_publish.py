@@ -16,8 +16,9 @@ description:
     and M(netboot.talos.matchbox_group), where the profiles of this run count as existing.
   - Prune removes only profile and group files carrying the collection's marker (key C(netboot.talos)) and C(*.yaml)
     files in the configs directory, which belongs to this collection.
-  - The action plugin reads each config from O(configs_dir) on the controller; the contents are never shown - a diff
-    gives only the file name and sha256 of a config.
+  - The action plugin reads each config from O(configs_dir) on the controller and sends its sha256; only the configs the
+    boot server does not have already are sent, in a second run. The contents are never shown - a diff gives only the
+    file name and sha256 of a config.
   - Runs on the boot server (delegate to it); needs only the Python standard library there.
 extends_documentation_fragment:
   - netboot.talos.attributes
@@ -55,12 +56,17 @@ options:
         description: File name under the configs directory (the node's MAC, as iPXE's C(${mac:hexhyp}), and C(.yaml)).
         type: str
         required: true
-      content:
-        description: The config's text. The action plugin fills it in from O(configs_dir) on the controller; do not set it.
+      sha256:
+        description: The sha256 of the config's text. The action plugin fills it in from O(configs_dir) on the controller; do not set it.
         type: str
   configs_dir:
     description: Directory of the rendered C(<node>.yaml) files on the controller; required with O(configs).
     type: path
+  contents:
+    description:
+      - JSON object of config file name to config text, for the configs whose published copy differs from O(configs[].sha256).
+      - The action plugin fills it in (a re-run that changes nothing sends no config); do not set it.
+    type: str
   withheld:
     description: Config file names to remove (nodes seen running their config).
     type: list
@@ -124,11 +130,14 @@ removed:
   elements: str
 """
 
+import json
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netboot.talos.plugins.module_utils import matchbox, matchbox_publish
 
-# What the module receives from its action plugin: each config with its content read on the controller.
+# What the module receives from its action plugin: each config's sha256, read on the controller, and in
+# one no_log string the contents the boot server lacks (one secret value for Ansible to mask, not one per node).
 ARGUMENT_SPEC = dict(
     data_dir=dict(type="path", default="/var/lib/matchbox"),
     profiles=dict(type="list", elements="dict", default=[]),
@@ -136,8 +145,9 @@ ARGUMENT_SPEC = dict(
     configs=dict(type="list", elements="dict", default=[], options=dict(
         name=dict(type="str", required=True),
         file=dict(type="str", required=True),
-        content=dict(type="str", no_log=True),
+        sha256=dict(type="str"),
     )),
+    contents=dict(type="str", no_log=True),
     configs_dir=dict(type="path"),
     withheld=dict(type="list", elements="str", default=[]),
     configs_group=dict(type="str", default=""),
@@ -148,17 +158,23 @@ ARGUMENT_SPEC = dict(
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
+    contents = json.loads(params["contents"] or "{}")
+    configs = [dict(entry, content=contents.get(entry["file"])) for entry in params["configs"]]
     try:
-        publication = matchbox_publish.plan(params["data_dir"], params["profiles"], params["groups"], params["configs"],
+        publication = matchbox_publish.plan(params["data_dir"], params["profiles"], params["groups"], configs,
                                             params["withheld"], params["prune"], params["configs_group"], module.check_mode)
     except matchbox.MatchboxError as exc:
         module.fail_json(msg="matchbox publication refused, nothing was written: %s" % exc, problems=exc.problems)
+    # The action plugin drops the invocation: not echoing every profile and group back saves the transfer.
+    invocation = {"module_args": {}}
+    if publication.needs_content:
+        module.exit_json(changed=False, needs_content=publication.needs_content, invocation=invocation)
     for warning in publication.profiles.warnings + publication.groups.warnings:
         module.warn(warning)
     changed, result, diffs = matchbox_publish.apply(publication, module.check_mode, module._diff)
     if module._diff:
         result["diff"] = diffs
-    module.exit_json(changed=changed, **result)
+    module.exit_json(changed=changed, invocation=invocation, **result)
 
 
 if __name__ == "__main__":

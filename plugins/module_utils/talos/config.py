@@ -13,6 +13,7 @@ LinkAliasConfig, Layer2VIPConfig and ResolverConfig documents; 1.13 drops `machi
 from __future__ import annotations
 
 import base64
+import copy
 import ipaddress
 import os
 import re
@@ -730,33 +731,49 @@ def _manifest_documents(spec, taken):
     return documents
 
 
-def render_documents(secrets, spec):
-    """The node's config as a list of documents (dicts in Talos's key order), patches applied."""
+def _unpatched_documents(secrets, spec):
+    """(documents before the node's patches, settings) of a validated spec; SpecError otherwise."""
     problems = validate_spec(spec)
     if problems:
         raise SpecError(problems)
     settings = _settings(spec)
-    where = "nodes[%s]" % spec["name"]
     try:
         if settings["contract"] >= (1, 14):
-            documents = _v114_documents(secrets, spec, settings)
-        else:
-            documents = _pre14_documents(secrets, spec, settings)
+            return _v114_documents(secrets, spec, settings), settings
+        return _pre14_documents(secrets, spec, settings), settings
     except SpecError as exc:
-        raise SpecError(["%s.%s" % (where, problem) for problem in exc.problems]) from None
+        raise SpecError(["nodes[%s].%s" % (spec["name"], problem) for problem in exc.problems]) from None
+
+
+def _patched_documents(documents, spec, settings, patches):
+    """documents with patches applied (Talos's key order when there are any), validated."""
     install_required = bool(settings["disk"] or spec.get("install_disk_selector"))
+    where = "nodes[%s]" % spec["name"]
     try:
-        for index, item in enumerate(spec.get("patches") or []):
+        for index, item in enumerate(patches):
             try:
                 documents = patching.apply(documents, item, settings["contract"])
             except patching.PatchError as exc:
                 raise patching.PatchError("patches[%d]: %s" % (index, exc)) from None
-        if spec.get("patches"):
+        if patches:
             documents = [patching.reorder(document, settings["contract"]) for document in documents]
         patching.validate(documents, spec["role"], install_required=install_required, contract=settings["contract"])
     except patching.PatchError as exc:
         raise SpecError(["%s.%s" % (where, exc) if str(exc).startswith("patches[") else "%s.patches: %s" % (where, exc)]) from None
     return documents
+
+
+def render_documents(secrets, spec):
+    """The node's config as a list of documents (dicts in Talos's key order), patches applied."""
+    documents, settings = _unpatched_documents(secrets, spec)
+    return _patched_documents(documents, spec, settings, spec.get("patches") or [])
+
+
+def render_documents_and_unpatched(secrets, spec):
+    """(render_documents of spec, render_documents of spec without its patches), from one render of the node."""
+    documents, settings = _unpatched_documents(secrets, spec)
+    patched = _patched_documents(copy.deepcopy(documents), spec, settings, spec.get("patches") or [])
+    return patched, _patched_documents(documents, spec, settings, [])
 
 
 def render(secrets_bundle, spec):

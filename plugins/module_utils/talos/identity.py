@@ -86,13 +86,12 @@ def changed_fields(before, after):
     return fields
 
 
-def patch_problems(bundle, spec, patched):
+def patch_problems(bundle, spec, patched, before):
     """`patches[<index>]: <message>` for each patch of spec that changes the cluster's identity.
 
-    patched: the documents rendered from spec with its patches. Only a failing node is rendered again,
-    once per patch, to tell which patch made each change.
+    patched, before: the documents rendered from spec with and without its patches. Only a failing
+    node is rendered again, once per patch, to tell which patch made each change.
     """
-    before = config.render_documents(bundle, dict(spec, patches=[]))
     if not changed_fields(before, patched):
         return []
     problems, blamed, patches = [], set(), spec["patches"]
@@ -110,9 +109,10 @@ def patch_problems(bundle, spec, patched):
 
 def render(bundle, spec):
     """config.render, refusing patches that change the cluster's identity (SpecError naming each patch)."""
-    documents = config.render_documents(bundle, spec)
-    if spec.get("patches"):
-        problems = patch_problems(bundle, spec, documents)
-        if problems:
-            raise config.SpecError(["nodes[%s].%s" % (spec["name"], problem) for problem in problems])
+    if not spec.get("patches"):
+        return yamlv3.dump_all(config.render_documents(bundle, spec))
+    documents, before = config.render_documents_and_unpatched(bundle, spec)
+    problems = patch_problems(bundle, spec, documents, before)
+    if problems:
+        raise config.SpecError(["nodes[%s].%s" % (spec["name"], problem) for problem in problems])
     return yamlv3.dump_all(documents)

@@ -200,18 +200,23 @@ def kubernetes_image(component, kubernetes_version):
     return "%s:v%s" % (KUBERNETES_IMAGES[component], kubernetes_version.lstrip("v"))
 
 
-def boot_versions(nodes, running):
+def boot_versions(nodes, running, empty_when_unchanged=False):
     """The nodes as the boot server serves them while a Talos upgrade rolls: each with talos_version
     the lowest version any answering node runs when that is older than its own, so a node
     (re)provisioned mid-rollout boots what the cluster already runs. running: {ip: {stage, version}}
     (talos_info's nodes); once every answering node runs the new version, nodes are as they are.
-    A node served an older version has its config's installer image at that version too."""
+    A node served an older version has its config's installer image at that version too.
+    empty_when_unchanged: [] instead of the nodes as they are when no node boots an older version
+    (a caller then needs no copy of every node, nor to compare them)."""
     answering = [entry["version"] for entry in (running or {}).values()
                  if isinstance(entry, dict) and entry.get("stage") == "up" and entry.get("version")]
     if not answering:
-        return list(nodes)
+        return [] if empty_when_unchanged else list(nodes)
     lowest = normalize(min(answering, key=lambda version: parse(version)[:3]))
-    return [_booting(node, lowest) if parse(lowest)[:3] < parse(node["talos_version"])[:3] else node for node in nodes]
+    older = [parse(lowest)[:3] < parse(node["talos_version"])[:3] for node in nodes]
+    if empty_when_unchanged and not any(older):
+        return []
+    return [_booting(node, lowest) if booting else node for node, booting in zip(nodes, older)]
 
 
 def _booting(node, version):

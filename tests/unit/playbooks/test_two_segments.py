@@ -113,10 +113,11 @@ class Segments:
         return path
 
     def site(self, w1_segment):
+        """configs.yml then boot_server.yml, as site.yml runs them: in one ansible-playbook run (one start-up)."""
         inventory = self.inventory(w1_segment)
-        for playbook in ("configs.yml", "boot_server.yml"):
-            run = ansible_playbook(REPO / "playbooks" / playbook, self.root / "run", inventory=inventory)
-            assert run.rc == 0, run.stdout[-5000:] + run.stderr[-3000:]
+        plays = [{"ansible.builtin.import_playbook": str(REPO / "playbooks" / playbook)} for playbook in ("configs.yml", "boot_server.yml")]
+        run = ansible_playbook(plays, self.root / "run", inventory=inventory)
+        assert run.rc == 0, run.stdout[-5000:] + run.stderr[-3000:]
         return run
 
     def client(self, number, *argv):

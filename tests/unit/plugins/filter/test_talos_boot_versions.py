@@ -37,16 +37,21 @@ def test_each_node_boots_the_lowest_running_version_until_all_run_the_new_one(tm
     for index, (_name, version, running, _boots) in enumerate(CASES):
         tasks.append({"name": "case %d" % index, "ansible.builtin.set_fact": {
             "boot_%d" % index: "{{ %r | netboot.talos.talos_boot_versions(%r) }}" % (nodes(version), running)}})
+        tasks.append({"name": "empty %d" % index, "ansible.builtin.set_fact": {
+            "empty_%d" % index: "{{ %r | netboot.talos.talos_boot_versions(%r, empty_when_unchanged=true) }}" % (nodes(version), running)}})
         tasks.append({"name": "profiles %d" % index, "ansible.builtin.set_fact": {
             "profiles_%d" % index: "{{ boot_%d | netboot.talos.talos_matchbox('http://127.0.11.1:8080') }}" % index}})
     run = ansible_playbook(local_play(tasks), tmp_path)
     assert run.rc == 0, run.stdout + run.stderr
-    for index, (name, _version, _running, boots) in enumerate(CASES):
+    for index, (name, version, _running, boots) in enumerate(CASES):
         served = run.task("case %d" % index)["result"]["ansible_facts"]["boot_%d" % index]
         assert [n["talos_version"] for n in served] == [boots, boots], name
         profiles = run.task("profiles %d" % index)["result"]["ansible_facts"]["profiles_%d" % index]["profiles"]
         kernels = {p["boot"]["kernel"] if "boot" in p else str(p) for p in profiles}
         assert all("/assets/talos/%s/" % boots in kernel for kernel in kernels), (name, kernels)
+        # empty_when_unchanged: [] when every node boots its own version, else the same nodes
+        empty = run.task("empty %d" % index)["result"]["ansible_facts"]["empty_%d" % index]
+        assert empty == ([] if boots == version else served), name
         # the config installs what the node boots
         assert [(n["config"]["talos_version"], n["config"]["install_image"]) for n in served] == \
             [(boots, "ghcr.io/siderolabs/installer:" + boots)] * 2, name

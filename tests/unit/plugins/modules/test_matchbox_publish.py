@@ -92,3 +92,16 @@ def test_refused_before_anything_is_written(run_playbook, site, case):
     assert run.rc != 0 and not site["data"].exists()
     for text in expected:
         assert any(text in problem for problem in result["problems"]), result["problems"]
+
+
+def test_a_published_config_that_differs_is_written_again(run_playbook, site):
+    assert publish(run_playbook, site)[0].rc == 0
+    published = site["data"] / "assets" / "talos" / "configs"
+    (published / CONFIGS[0]["file"]).write_text("tampered\n")
+    os.chmod(published / CONFIGS[1]["file"], 0o644)
+    run, result = publish(run_playbook, site, diff=True)
+    assert run.rc == 0 and result["changed"], run.stdout
+    assert sorted(result["written"]) == sorted(str(published / entry["file"]) for entry in CONFIGS)
+    assert (published / CONFIGS[0]["file"]).read_text() == (site["rendered"] / "w1.yaml").read_text()
+    assert stat.S_IMODE(os.stat(published / CONFIGS[1]["file"]).st_mode) == 0o640
+    assert "never-shown" not in run.stdout + json.dumps(run.results) and "needs_content" not in json.dumps(result)
