@@ -136,7 +136,7 @@ class BootServer:
     def _ipxe(self, node, profile):
         mac = matchbox.normalize_mac(node["mac"])
         query = "/ipxe?mac=%s&arch=%s" % (mac.replace(":", "-"), IPXE_BUILDARCH.get(node.get("arch"), node.get("arch")))
-        answer = fetch(self.base + query, self.timeout)
+        answer = fetch(self.base + query + "&%s=%s" % logs.PROBE_QUERY, self.timeout)
         expected = "%s answers with profile %s (kernel %s)" % (query, profile["id"], profile["boot"]["kernel"])
         if answer.status == 404:
             return v.broken("matchbox", expected, "%s -> 404: %s" % (query, self._why_no_match(node, mac)),

@@ -17,6 +17,7 @@ import time
 import traceback
 
 from ansible_collections.netboot.talos.plugins.module_utils import matchbox
+from ansible_collections.netboot.talos.plugins.module_utils.diagnose import logs
 from ansible_collections.netboot.talos.plugins.module_utils.diagnose import verdicts as v
 
 try:
@@ -45,15 +46,16 @@ NO_ADDRESS = "0.0.0.0"
 IPXE_BINARIES = ("undionly.kpxe", "undionly.kkpxe", "undionly.kkkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi", "snp.efi", "ipxe.lkrn")
 
 
-def discover(mac, arch, ipxe, xid):
-    """A DHCPDISCOVER as that firmware sends it, with chaddr = mac, asking for a broadcast answer."""
+def discover(mac, arch, ipxe, xid, identify=True):
+    """A DHCPDISCOVER as that firmware sends it, with chaddr = mac, asking for a broadcast answer;
+    identify names it as diagnose's (option 12), so that its exchange in dnsmasq's log is known as ours."""
     options = [
         ("message-type", "discover"),
         ("vendor_class_id", b"PXEClient:Arch:%05d:UNDI:00%s" % (arch, b"3010" if arch else b"2001")),
         (93, arch.to_bytes(2, "big")),
         (94, b"\x01\x02\x01"),
         ("param_req_list", [1, 3, 6, 43, 54, 60, 66, 67, 175]),
-    ]
+    ] + ([("hostname", logs.PROBE_CLIENT_NAME.encode())] if identify else [])
     if ipxe:
         options += [("user_class", b"iPXE"), (175, IPXE_OPTION_175)]
     packet = BOOTP(op=1, htype=1, hlen=6, xid=xid, flags=0x8000, chaddr=bytes.fromhex(mac.replace(":", "")))
@@ -88,7 +90,7 @@ def _text(value):
     return (value or "").strip()
 
 
-def probe(interface, macs, timeout):
+def probe(interface, macs, timeout, identify=True):
     """Every OFFER to DISCOVERs of each client kind for each MAC, heard on interface for timeout seconds.
 
     Returns {(mac, kind): [offer, ...]}. Raises OSError when the interface cannot be used."""
@@ -102,7 +104,7 @@ def probe(interface, macs, timeout):
         for mac in macs:
             for key, _title, arch, ipxe in CLIENT_KINDS:
                 xid = int.from_bytes(os.urandom(4), "big")
-                packets[xid] = ((mac, key), discover(mac, arch, ipxe, xid))
+                packets[xid] = ((mac, key), discover(mac, arch, ipxe, xid, identify))
         return _collect(sock, packets, timeout)
     finally:
         sock.close()
