@@ -314,3 +314,34 @@ def test_cluster_yml_diagnoses_the_nodes_that_time_out_before_it_fails(healthy):
     failure = run.task("netboot.talos.talos_cluster : Fail for each node that is not up", host="localhost")
     assert failure["status"] == "failed" and "w1 (127.0.7.12): no answer after 3s" in run.stdout[verdicts:]
     assert "cp1 (127.0.7.11, 52:54:00:07:00:11)" not in run.stdout  # only the nodes that timed out
+
+
+def test_diagnose_s_own_probes_are_not_taken_for_what_a_machine_did(tmp_path):
+    # A machine booted (its exchange, then iPXE's /ipxe); then a diagnose run probed its MAC and a
+    # mistyped one (DISCOVERs named netboot-talos-diagnose, /ipxe with probe=netboot-talos-diagnose).
+    real, typo = "52:54:00:25:00:21", "52:54:00:25:00:22"
+    dnsmasq = tmp_path / "dnsmasq.log"
+    exchange = ("Dec  1 10:00:0{s} dnsmasq-dhcp[7]: {xid} vendor class: PXEClient:Arch:00007:UNDI:003016\n"
+                "{name}"
+                "Dec  1 10:00:0{s} dnsmasq-dhcp[7]: {xid} DHCPDISCOVER(br0) {mac}\n"
+                "Dec  1 10:00:0{s} dnsmasq-dhcp[7]: {xid} DHCPOFFER(br0) {ip} {mac}\n")
+    probe = "Dec  1 10:00:0{s} dnsmasq-dhcp[7]: {xid} client provides name: netboot-talos-diagnose\n"
+    dnsmasq.write_text(exchange.format(s=1, xid=11, name="", mac=real, ip="127.0.25.21")
+                       + "".join(exchange.format(s=5, xid=xid, name=probe.format(s=5, xid=xid), mac=mac, ip=ip)
+                                 for xid, mac, ip in ((12, real, "127.0.25.21"), (13, typo, "127.0.25.100"))))
+    matchbox_log = tmp_path / "matchbox.log"
+    matchbox_log.write_text("".join('time="2026-12-01T10:00:0%d" level=info msg="HTTP GET /ipxe?mac=%s&arch=x86_64%s"\n'
+                                    % (second, mac.replace(":", "-"), suffix)
+                                    for second, mac, suffix in ((2, real, ""), (6, real, "&probe=netboot-talos-diagnose"),
+                                                                (6, typo, "&probe=netboot-talos-diagnose"))))
+    play = [{"name": "logs", "hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
+        {"name": "read", "netboot.talos.boot_logs": {
+            "nodes": [{"name": "w1", "mac": real, "ip": "127.0.25.21"}], "dnsmasq_log": str(dnsmasq),
+            "syslog": str(tmp_path / "none"), "matchbox_log": str(matchbox_log)}}]}]
+    run = ansible_playbook(play, tmp_path / "run")
+    assert run.rc == 0, run.stdout + run.stderr
+    result = run.task("read")["result"]
+    assert result["nodes"]["w1"] == [{"link": "logs", "status": "ok", "expected": "", "action": "",
+                                      "seen": "DHCP Dec  1 10:00:01 DHCPDISCOVER/DHCPOFFER 127.0.25.21 (UEFI x64); "
+                                              "matchbox /ipxe 2026-12-01T10:00:02"}], result["nodes"]
+    assert [entry for entry in result["findings"] if typo in entry["seen"]] == [], result["findings"]
