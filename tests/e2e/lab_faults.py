@@ -42,10 +42,10 @@ def wait(what, condition, timeout=20.0):
 
 
 def alive(pid):
+    """Running (a daemon that exited may stay a zombie until whoever adopted it reaps it)."""
     try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
+        return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
 
 
@@ -122,12 +122,14 @@ class Faults:
         for argv in (["ip", "addr", "add", ROGUE_ADDRESS + "/24", "dev", "nbtrogue"], ["ip", "link", "set", "nbtrogue", "up"]):
             subprocess.run(["ip", "netns", "exec", ROGUE_NAMESPACE, *argv], check=True)
         subprocess.run(["ip", "netns", "exec", ROGUE_NAMESPACE, "dnsmasq", "--port=0", "--interface=nbtrogue", "--bind-interfaces",
-                        "--dhcp-range=10.250.50.200,10.250.50.209,255.255.255.0,1h", "--dhcp-leasefile=/dev/null",
+                        "--dhcp-range=10.250.50.200,10.250.50.209,255.255.255.0,1h", "--dhcp-leasefile=%s" % self._rogue_leases(),
                         "--pid-file=%s" % ROGUE_PID, "--log-facility=%s" % (self.lab_dir / "logs" / "rogue-dnsmasq.log")], check=True)
         return ROGUE_ADDRESS
 
-    @staticmethod
-    def _remove_rogue():
+    def _rogue_leases(self):
+        return self.lab_dir / "logs" / "rogue-dnsmasq.leases"
+
+    def _remove_rogue(self):
         if ROGUE_PID.exists():
             pid = int(ROGUE_PID.read_text().split()[0])
             if alive(pid):
@@ -135,6 +137,7 @@ class Faults:
                 wait("the second DHCP server gone", lambda: not alive(pid))
             ROGUE_PID.unlink(missing_ok=True)
         subprocess.run(["ip", "netns", "del", ROGUE_NAMESPACE], capture_output=True, check=False)  # takes the veth pair
+        self._rogue_leases().unlink(missing_ok=True)
 
     def stop_matchbox(self, container):
         subprocess.run(["podman", "stop", "--time", "2", container], env=self.env, capture_output=True, check=True)

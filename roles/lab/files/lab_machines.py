@@ -766,16 +766,20 @@ def command_power_on(lab_dir, name, timeout=300.0):
     machine_dir = os.path.join(lab_dir, "machines", name)
     if not os.path.exists(os.path.join(machine_dir, "powered-off")):
         sys.exit("%s is not powered off (no %s/powered-off)" % (name, machine_dir))
-    button = os.path.join(machine_dir, "power-on")
-    with open(button, "w", encoding="utf-8") as handle:
-        handle.write("%f\n" % time.time())
-    deadline = time.monotonic() + timeout
-    while os.path.exists(button):
-        if time.monotonic() > deadline or not pid_alive(pid):
-            os.unlink(button)
-            sys.exit("the supervisor did not take the power button of %s (see %s/logs/machines.log)" % (name, lab_dir))
-        time.sleep(0.2)
+    hand_over(lab_dir, pid, os.path.join(machine_dir, "power-on"), "%f\n" % time.time(), "the power button of " + name, timeout)
     print("%s powered on: it boots through PXE" % name)
+
+
+def hand_over(lab_dir, pid, request, content, what, timeout):
+    """Write a request file for the supervisor and wait until it took it (removed the file)."""
+    with open(request, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    deadline = time.monotonic() + timeout
+    while os.path.exists(request):
+        if time.monotonic() > deadline or not pid_alive(pid):
+            os.unlink(request)
+            sys.exit("the supervisor did not take %s (see %s/logs/machines.log)" % (what, lab_dir))
+        time.sleep(0.2)
 
 
 DOUBLE_MODES = ("down", "maintenance", "configured")
@@ -788,15 +792,7 @@ def command_double(lab_dir, name, mode, timeout=60.0):
         sys.exit("the lab's machine supervisor does not run")
     if mode not in DOUBLE_MODES:
         sys.exit("mode must be one of %s (got %r)" % (", ".join(DOUBLE_MODES), mode))
-    request = os.path.join(lab_dir, "machines", name, "double")
-    with open(request, "w", encoding="utf-8") as handle:
-        handle.write(mode + "\n")
-    deadline = time.monotonic() + timeout
-    while os.path.exists(request):
-        if time.monotonic() > deadline or not pid_alive(pid):
-            os.unlink(request)
-            sys.exit("the supervisor did not take the double request of %s (see %s/logs/machines.log)" % (name, lab_dir))
-        time.sleep(0.2)
+    hand_over(lab_dir, pid, os.path.join(lab_dir, "machines", name, "double"), mode + "\n", "the double request of " + name, timeout)
     print("%s: node double %s" % (name, mode))
 
 
