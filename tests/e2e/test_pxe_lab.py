@@ -452,7 +452,7 @@ def test_diagnose_names_the_broken_link_of_each_injected_fault(lab_runs, lab, tm
 
         # lab-worker1's MAC mistyped in host_vars (an inventory overlay) while the machine booted with
         # its real one; the kernel lab-cp1 boots cut in half
-        real, typo = nodes[worker]["mac"], nodes[worker]["mac"][:-1] + "2"
+        real, typo = nodes[worker]["mac"], nodes[worker]["mac"][:-4] + "1:21"  # 52:54:00:50:01:21: one digit off
         overlay_dir = tmp_path / "inventory"
         (overlay_dir / "host_vars").mkdir(parents=True)
         (overlay_dir / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {worker: None}}}))

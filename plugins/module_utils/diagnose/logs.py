@@ -109,6 +109,10 @@ class Activity:
                 continue
             self.ipxe.setdefault(mac, []).append((match.group("time"), match.group("path")))
 
+    def asked(self, mac):
+        """Whether a machine asked DHCP or matchbox for anything under this MAC (TFTP logs only IPs)."""
+        return mac in self.dhcp or mac in self.ipxe
+
     def macs(self):
         return set(self.dhcp) | set(self.ipxe) | {self.address_of[ip] for ip in self.tftp if ip in self.address_of}
 
@@ -147,9 +151,17 @@ def _off(distance):
     return "%d hex digit%s off" % (distance, "" if distance == 1 else "s")
 
 
+def _meant_for(stranger, activity, known):
+    """The node a MAC in no host_vars was most likely meant for: the closest, and among MACs equally
+    close one under which no machine asked for anything (a mistyped talos_mac never shows up itself)."""
+    if not known:
+        return None
+    return min(known, key=lambda mac: (mac_distance(mac, stranger), activity.asked(mac)))
+
+
 def _stranger_finding(stranger, activity, known):
-    """A MAC in no host_vars, with the node whose MAC comes closest; returns (finding, closest, distance)."""
-    closest = min(known, key=lambda mac: mac_distance(mac, stranger)) if known else None
+    """A MAC in no host_vars, with the node it was most likely meant for; returns (finding, closest, distance)."""
+    closest = _meant_for(stranger, activity, known)
     distance = mac_distance(closest, stranger) if closest else None
     seen = "%s, in no host_vars: %s" % (stranger, activity.describe(stranger) or "seen")
     if closest:
