@@ -345,3 +345,25 @@ def test_diagnose_s_own_probes_are_not_taken_for_what_a_machine_did(tmp_path):
                                       "seen": "DHCP Dec  1 10:00:01 DHCPDISCOVER/DHCPOFFER 127.0.25.21 (UEFI x64); "
                                               "matchbox /ipxe 2026-12-01T10:00:02"}], result["nodes"]
     assert [entry for entry in result["findings"] if typo in entry["seen"]] == [], result["findings"]
+
+
+def test_a_mac_equally_close_to_two_nodes_goes_with_the_one_that_never_showed_up(tmp_path):
+    # w1's talos_mac is mistyped (01:21 for 00:21): the machine's real MAC is one digit off w1's and
+    # one digit off cp1's too; cp1 boots under its own MAC, w1's never appears, so it is w1's.
+    cp1, typo, real = "52:54:00:25:00:11", "52:54:00:25:01:21", "52:54:00:25:00:21"
+    dnsmasq = tmp_path / "dnsmasq.log"
+    dnsmasq.write_text("".join("Dec  1 10:00:0%d dnsmasq-dhcp[7]: %d %s(br0) %s %s\n" % (second, xid, message, ip, mac)
+                               for second, xid, mac, ip in ((1, 21, cp1, "127.0.25.11"), (3, 22, real, "127.0.25.21"))
+                               for message in ("DHCPOFFER", "DHCPACK")))
+    play = [{"name": "logs", "hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
+        {"name": "read", "netboot.talos.boot_logs": {
+            "nodes": [{"name": "cp1", "mac": cp1, "ip": "127.0.25.11"}, {"name": "w1", "mac": typo, "ip": "127.0.25.21"}],
+            "dnsmasq_log": str(dnsmasq), "syslog": str(tmp_path / "none"), "matchbox_log": str(tmp_path / "none")}}]}]
+    run = ansible_playbook(play, tmp_path / "run")
+    assert run.rc == 0, run.stdout + run.stderr
+    result = run.task("read")["result"]
+    assert result["nodes"]["cp1"][0]["status"] == "ok", result["nodes"]
+    (w1,) = result["nodes"]["w1"]
+    assert w1["status"] == "warning" and "a MAC close to it booted: %s (1 hex digit off)" % real in w1["seen"], w1
+    (finding,) = result["findings"]
+    assert "closest node w1 (%s, 1 hex digit off)" % typo in finding["seen"] and "set talos_mac: %s" % real in finding["action"], finding
