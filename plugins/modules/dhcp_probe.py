@@ -64,6 +64,13 @@ options:
       - Then at most 3 more seconds for the ACKs of proxyDHCP servers on port 4011.
     type: float
     default: 5
+  identify:
+    description:
+      - Name each DHCPDISCOVER C(netboot-talos-diagnose) (option 12), so that reading the boot server's logs
+        (M(netboot.talos.boot_logs)) leaves diagnose's own exchanges out of what the machines did.
+      - V(false) sends them exactly as the firmware would.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -120,6 +127,7 @@ def main():
             ipxe_targets=dict(type="list", elements="str", required=True),
             next_server=dict(type="str", default=""),
             timeout=dict(type="float", default=5),
+            identify=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -132,7 +140,7 @@ def main():
         module.fail_json(msg=missing_required_lib("scapy"), exception=dhcp.SCAPY_IMPORT_ERROR)
     try:
         macs = [matchbox.normalize_mac(node["mac"]) for node in params["nodes"]]
-        offers = dhcp.probe(interface, macs, params["timeout"])
+        offers = dhcp.probe(interface, macs, params["timeout"], params["identify"])
     except (ValueError, KeyError) as exc:
         module.fail_json(msg="nodes: %s" % exc)
     except OSError as exc:

@@ -353,6 +353,168 @@ def test_reprovision_brings_the_worker_back_through_pxe(lab_runs, lab):
     assert record["served_at"] > record_before["seen_running_at"] and record["seen_running_at"] >= record["served_at"]
 
 
+# ---- diagnose faults (issue 11)
+# On the lab as http delivery left it (configs withdrawn, every node Ready): diagnose on the healthy
+# lab, then faults injected in three batches (faults on different links or nodes, so that none hides
+# another's verdict), each undone (tests/e2e/lab_faults.py), and diagnose on the healthy lab again.
+
+DIAGNOSE_TASK = "netboot.talos.diagnose : Say which link broke, node by node"
+WRONG_UEFI_FILE = "bootx64.efi"
+
+
+def diagnose(lab_runs, label, report, *extra):
+    """playbooks/diagnose.yml: its run, the verdict text as printed (lines), and the JSON report."""
+    report.unlink(missing_ok=True)
+    run = lab_runs.playbook(label, "playbooks/diagnose.yml", "-e", "diagnose_report=%s" % report, *extra)
+    section = task_output(run.stdout, DIAGNOSE_TASK)
+    lines = section.split("\nfatal: [", 1)[0].split("\nok: [", 1)[0].splitlines()
+    lines = lines[:next((index + 1 for index, line in enumerate(lines) if line.startswith("diagnose: ")), len(lines))]
+    assert report.exists(), (run.stdout + run.stderr)[-6000:]
+    say(lab_runs.request, "  " + "\n  ".join(lines))
+    return run, lines, json.loads(report.read_text())
+
+
+def printed_blocks(lines):
+    """The printed verdicts by block: node name (or 'Boot server') -> (heading, [verdict lines])."""
+    blocks, current = {}, None
+    for line in lines:
+        if line and not line.startswith(" "):
+            current = "Boot server" if line.startswith("Boot server") else line.split()[0]
+            blocks[current] = (line, [])
+        elif current and line.strip():
+            blocks[current][1].append(line)
+    return blocks
+
+
+class Verdicts:
+    """One diagnose run's verdicts, printed and reported; what is not there is collected in misses
+    (every fault's verdict is checked, the test fails at the end naming all that were missing)."""
+
+    def __init__(self, lines, report, misses):
+        self.blocks, self.report, self.misses = printed_blocks(lines), report, misses
+
+    def line(self, where, status, title, *words):
+        """The one printed line of this block, status and link that holds every word."""
+        printed = self.blocks.get(where, ("", []))[1]
+        found = [line for line in printed if line.split()[:1] == [status] and line.split(None, 1)[1].startswith(title)
+                 and all(word in line for word in words)]
+        if not found:
+            self.misses.append("no %s %s line with %s under %s:\n%s" % (status, title, words, where, "\n".join(printed)))
+        return found[0].strip() if found else "(missing)"
+
+    def reported(self, where, status, link, *words):
+        """The JSON report holds a verdict of this node (or a finding of the boot server) with these words."""
+        entries = self.report["findings"] if where == "Boot server" else self.report["nodes"].get(where, [])
+        if not any(entry["status"] == status and entry["link"] == link and all(word in entry["seen"] + entry["action"] for word in words)
+                   for entry in entries):
+            self.misses.append("no %s %s verdict with %s for %s in the report: %s" % (status, link, words, where, entries))
+
+
+def healthy(lab_runs, label, report):
+    run, lines, result = diagnose(lab_runs, label, report)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+    assert lines[-1] == "diagnose: 2 node(s) checked, every link ok", lines
+    blocks = printed_blocks(lines)
+    for name, node in inventory_nodes().items():
+        assert blocks[name][0] == "%s (%s, %s): every link ok" % (name, node["ip"], node["mac"]), blocks[name]
+        assert all(line.split()[0] == "ok" for line in blocks[name][1]), blocks[name]
+        assert all(entry["status"] == "ok" for entry in result["nodes"][name]), result["nodes"][name]
+        # http delivery withdrew the configs once each node ran its own: on purpose, and said so
+        config = [line for line in blocks[name][1] if line.split()[1:3] == ["config", "URL"]]
+        assert len(config) == 1 and "withdrawn on purpose" in config[0] and node["mac"].replace(":", "-") + ".yaml" in config[0], config
+    assert result["broken"] == [] and all(entry["status"] != "broken" for entry in result["findings"]), result["findings"]
+    return run
+
+
+def test_diagnose_names_the_broken_link_of_each_injected_fault(lab_runs, lab, tmp_path):
+    from lab_faults import Faults  # tests/e2e is on sys.path (pytest's rootdir-relative import)
+
+    cp1, worker = "lab-cp1", "lab-worker1"
+    nodes = inventory_nodes()
+    report, table, misses = tmp_path / "diagnose.json", [], []
+    started = time.monotonic()
+    faults = Faults(ENV, LAB_DIR)
+    try:
+        first = healthy(lab_runs, "diagnose-healthy", report)
+        say(lab_runs.request, "  diagnose of the 2-node lab: %.1f s" % first.seconds)
+
+        # tftpd stopped; lab-cp1's group file cut in half and its Talos down; the worker in maintenance mode
+        faults.stop_tftpd()
+        faults.corrupt_group(cp1)
+        faults.double(cp1, "down")
+        faults.double(worker, "maintenance")
+        run, lines, result = diagnose(lab_runs, "diagnose-faults-1", report)
+        assert run.returncode != 0 and sorted(result["broken"]) == [cp1, worker]
+        seen = Verdicts(lines, result, misses)
+        table += [("tftpd stopped", seen.line(cp1, "BROKEN", "TFTP", "tftp://10.250.50.1/"))]
+        seen.line(worker, "BROKEN", "TFTP", "tftp://10.250.50.1/")
+        seen.reported(cp1, "broken", "tftp", "tftp://10.250.50.1/")
+        table += [("corrupt group file (lab-cp1)", seen.line("Boot server", "BROKEN", "matchbox", "groups/%s.json does not load" % cp1)),
+                  ("  ... at lab-cp1's /ipxe", seen.line(cp1, "BROKEN", "matchbox", "mac=52-54-00-50-00-11", "404"))]
+        seen.reported("Boot server", "broken", "matchbox", "groups/%s.json does not load" % cp1)
+        table += [("node down (lab-cp1)", seen.line(cp1, "BROKEN", "Talos API", "no answer from %s:50000" % nodes[cp1]["ip"]))]
+        seen.reported(cp1, "broken", "talos_api", "no answer")
+        table += [("node in maintenance mode (lab-worker1)",
+                   seen.line(worker, "BROKEN", "Talos API", "%s:50000 answers in maintenance mode" % nodes[worker]["ip"])),
+                  ("config withdrawn, node in maintenance", seen.line(worker, "BROKEN", "config URL", "withdrawn, but the node does not run its config"))]
+        seen.line(worker, "do:", "run playbooks/reprovision.yml -e nodes=%s" % worker)
+        seen.reported(worker, "broken", "talos_api", "maintenance mode")
+        seen.reported(worker, "broken", "config", "withdrawn", "reprovision.yml -e nodes=%s" % worker)
+        faults.undo()
+
+        # matchbox stopped; UEFI clients handed a wrong boot file; a second DHCP server on the bridge
+        faults.stop_matchbox(MATCHBOX_CONTAINER)
+        right_file = faults.uefi_boot_file(WRONG_UEFI_FILE)
+        rogue = faults.second_dhcp_server()
+        run, lines, result = diagnose(lab_runs, "diagnose-faults-2", report)
+        assert run.returncode != 0 and sorted(result["broken"]) == [cp1, worker]
+        seen = Verdicts(lines, result, misses)
+        table += [("matchbox stopped", seen.line("Boot server", "BROKEN", "matchbox", "http://10.250.50.1:8080/", "no answer"))]
+        seen.line(cp1, "BROKEN", "matchbox", "no answer")
+        seen.reported("Boot server", "broken", "matchbox", "no answer")
+        for name in (cp1, worker):
+            line = seen.line(name, "BROKEN", "DHCP", "UEFI x64 PXE (arch 7)", "10.250.50.1 offers boot file %s" % WRONG_UEFI_FILE)
+            seen.line(name, "BROKEN", "DHCP", "UEFI x64 PXE (arch 9)", WRONG_UEFI_FILE)
+            seen.reported(name, "broken", "dhcp", WRONG_UEFI_FILE)
+            assert right_file not in line
+        table += [("wrong UEFI boot file in DHCP", line)]
+        table += [("second DHCP server", seen.line("Boot server", "BROKEN", "DHCP", "2 DHCP servers offer addresses", rogue))]
+        seen.reported("Boot server", "broken", "dhcp", rogue)
+        faults.undo()
+
+        # lab-worker1's MAC mistyped in host_vars (an inventory overlay) while the machine booted with
+        # its real one; the kernel lab-cp1 boots cut in half
+        real, typo = nodes[worker]["mac"], nodes[worker]["mac"][:-4] + "1:21"  # 52:54:00:50:01:21: one digit off
+        overlay_dir = tmp_path / "inventory"
+        (overlay_dir / "host_vars").mkdir(parents=True)
+        (overlay_dir / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {worker: None}}}))
+        (overlay_dir / "host_vars" / ("%s.yml" % worker)).write_text(yaml.safe_dump({"talos_mac": typo}))
+        profile = json.loads((MATCHBOX_DATA / "groups" / ("%s.json" % cp1)).read_text())["profile"]
+        kernel = json.loads((MATCHBOX_DATA / "profiles" / ("%s.json" % profile)).read_text())["boot"]["kernel"]
+        faults.truncate(kernel.split("/assets/", 1)[1])
+        run, lines, result = diagnose(lab_runs, "diagnose-faults-3", report, "-i", str(overlay_dir))
+        assert run.returncode != 0 and sorted(result["broken"]) == [cp1, worker]
+        seen = Verdicts(lines, result, misses)
+        table += [("mistyped MAC (lab-worker1 %s as %s)" % (real, typo),
+                   seen.line(worker, "BROKEN", "matchbox", typo.replace(":", "-"), "groups/%s.json selects %s (1 hex digit off)" % (worker, real))),
+                  ("  ... the real MAC's requests", seen.line(worker, "WARN", "last seen", "a MAC close to it booted: %s (1 hex digit off)" % real))]
+        seen.reported(worker, "warning", "logs", real, "talos_mac is mistyped")
+        seen.reported("Boot server", "warning", "logs", real, "closest node %s" % worker, "set talos_mac: %s" % real)
+        table += [("truncated kernel", seen.line(cp1, "BROKEN", "kernel+initrd", kernel.rsplit("/", 1)[1]))]
+        seen.reported(cp1, "broken", "assets", kernel.rsplit("/", 1)[1])
+        faults.undo()
+
+        healthy(lab_runs, "diagnose-healthy-again", report)
+    finally:
+        faults.undo()
+        say(lab_runs.request, "\n  fault table:\n" + "\n".join("    %-40s %s" % row for row in table))
+    assert misses == [], "\n\n".join(misses)
+    # the lab as found: every node configured and Ready, configs still withdrawn
+    assert all(double_state(name)["stage"] == "configured" for name in nodes)
+    assert {name: config_status(node) for name, node in nodes.items()} == {name: "404" for name in nodes}
+    say(lab_runs.request, "  diagnose faults section: %.0f s" % (time.monotonic() - started))
+
+
 # ---- vault (issue 15)
 # Before day 2: the lab runs what its inventory says (the day-2 test leaves its last change applied).
 

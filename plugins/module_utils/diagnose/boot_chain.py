@@ -120,7 +120,7 @@ class BootServer:
     def node_verdicts(self, node, entries, config_sha256=None):
         """matchbox, kernel+initrd and config URL verdicts for one validated node."""
         profile = next(p for p in entries["profiles"] if p["id"] == self._group_of(node, entries)["profile"])
-        matchbox_verdict, served_boot = self._ipxe(node, profile)
+        matchbox_verdict, served_boot = self._ipxe(node, profile, entries)
         result = [matchbox_verdict]
         if served_boot is None:
             result.append(v.skipped("assets", "matchbox gives this machine no kernel"))
@@ -133,13 +133,14 @@ class BootServer:
     def _group_of(node, entries):
         return next(g for g in entries["groups"] if g["id"] == node["name"])
 
-    def _ipxe(self, node, profile):
+    def _ipxe(self, node, profile, entries):
         mac = matchbox.normalize_mac(node["mac"])
         query = "/ipxe?mac=%s&arch=%s" % (mac.replace(":", "-"), IPXE_BUILDARCH.get(node.get("arch"), node.get("arch")))
-        answer = fetch(self.base + query, self.timeout)
+        answer = fetch(self.base + query + "&%s=%s" % logs.PROBE_QUERY, self.timeout)
         expected = "%s answers with profile %s (kernel %s)" % (query, profile["id"], profile["boot"]["kernel"])
         if answer.status == 404:
-            return v.broken("matchbox", expected, "%s -> 404: %s" % (query, self._why_no_match(node, mac)),
+            others = {group["selector"]["mac"] for group in entries["groups"] if group["id"] != node["name"]}
+            return v.broken("matchbox", expected, "%s -> 404: %s" % (query, self._why_no_match(node, mac, others)),
                             "check talos_mac of %s in its host_vars against the machine's real MAC; "
                             "re-run playbooks/boot_server.yml to write its group" % node["name"]), None
         if answer.status != 200:
@@ -150,9 +151,9 @@ class BootServer:
                             "another group wins for this MAC, or its profile is stale: re-run playbooks/boot_server.yml"), served
         return v.ok("matchbox", "%s -> profile %s" % (query, profile["id"])), served
 
-    def _why_no_match(self, node, mac):
+    def _why_no_match(self, node, mac, others):
         """The groups that come closest to selecting this MAC: its own file, a MAC a digit or two
-        off, a selector key in another case."""
+        off, a selector key in another case; not a group selecting another node's own MAC (others)."""
         own = os.path.join(self.data_dir, "groups", node["name"] + ".json")
         if not os.path.exists(own):
             reasons = ["its group file groups/%s.json is missing" % node["name"]]
@@ -160,10 +161,10 @@ class BootServer:
             with open(own, "rb") as handle:
                 problem = matchbox.load_problem("group", handle.read())
             reasons = ["groups/%s.json does not load (%s)" % (node["name"], problem)] if problem else []
-        reasons += self._near_selectors(mac)
+        reasons += self._near_selectors(mac, others)
         return "; ".join(reasons) or "no group selects this MAC"
 
-    def _near_selectors(self, mac):
+    def _near_selectors(self, mac, others):
         near = []
         directory = os.path.join(self.data_dir, "groups")
         for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
@@ -173,6 +174,8 @@ class BootServer:
                     other = matchbox.normalize_mac(value)
                 except ValueError:
                     continue
+                if other in others:
+                    continue  # right for the node it belongs to
                 distance = logs.mac_distance(other, mac)
                 if key != "mac" and key.lower() == "mac" and distance == 0:
                     near.append("groups/%s selects it under the key %r: matchbox's keys are case-sensitive" % (name, key))

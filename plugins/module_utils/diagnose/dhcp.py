@@ -24,6 +24,7 @@ import time
 import traceback
 
 from ansible_collections.netboot.talos.plugins.module_utils import matchbox
+from ansible_collections.netboot.talos.plugins.module_utils.diagnose import logs
 from ansible_collections.netboot.talos.plugins.module_utils.diagnose import verdicts as v
 
 try:
@@ -55,12 +56,13 @@ NO_ADDRESS = "0.0.0.0"
 IPXE_BINARIES = ("undionly.kpxe", "undionly.kkpxe", "undionly.kkkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi", "snp.efi", "ipxe.lkrn")
 
 
-def discover(mac, arch, ipxe, xid):
-    """A DHCPDISCOVER as that firmware sends it, with chaddr = mac, asking for a broadcast answer."""
-    return _client_packet("discover", mac, arch, ipxe, xid, flags=0x8000)
+def discover(mac, arch, ipxe, xid, identify=True):
+    """A DHCPDISCOVER as that firmware sends it, with chaddr = mac, asking for a broadcast answer;
+    identify names it as diagnose's (option 12), so that its exchange in dnsmasq's log is known as ours."""
+    return _client_packet("discover", mac, arch, ipxe, xid, identify, flags=0x8000)
 
 
-def pxe_request(mac, arch, ipxe, xid, boot_item, ciaddr):
+def pxe_request(mac, arch, ipxe, xid, boot_item, ciaddr, identify=True):
     """The DHCPREQUEST that firmware sends to a proxyDHCP server's port 4011: its machine id (97) and
     the boot item it chose from the offer's menu (option 43, sub-option 71: type, layer 0).
 
@@ -69,17 +71,17 @@ def pxe_request(mac, arch, ipxe, xid, boot_item, ciaddr):
     extra = [(97, b"\x00" + bytes(10) + bytes.fromhex(mac.replace(":", "")))]
     if boot_item is not None:
         extra.append(("vendor_specific", b"\x47\x04" + boot_item.to_bytes(2, "big") + b"\x00\x00\xff"))
-    return _client_packet("request", mac, arch, ipxe, xid, extra=extra, ciaddr=ciaddr)
+    return _client_packet("request", mac, arch, ipxe, xid, identify, extra=extra, ciaddr=ciaddr)
 
 
-def _client_packet(message, mac, arch, ipxe, xid, flags=0, extra=(), ciaddr=NO_ADDRESS):
+def _client_packet(message, mac, arch, ipxe, xid, identify, flags=0, extra=(), ciaddr=NO_ADDRESS):
     options = [
         ("message-type", message),
         ("vendor_class_id", b"PXEClient:Arch:%05d:UNDI:00%s" % (arch, b"3010" if arch else b"2001")),
         (93, arch.to_bytes(2, "big")),
         (94, b"\x01\x02\x01"),
         ("param_req_list", [1, 3, 6, 43, 54, 60, 66, 67, 175]),
-    ] + list(extra)
+    ] + list(extra) + ([("hostname", logs.PROBE_CLIENT_NAME.encode())] if identify else [])
     if ipxe:
         options += [("user_class", b"iPXE"), (175, IPXE_OPTION_175)]
     packet = BOOTP(op=1, htype=1, hlen=6, xid=xid, flags=flags, ciaddr=ciaddr, chaddr=bytes.fromhex(mac.replace(":", "")))
@@ -129,7 +131,7 @@ def _text(value):
     return (value or "").strip()
 
 
-def probe(interface, macs, timeout):
+def probe(interface, macs, timeout, identify=True):
     """Every OFFER to DISCOVERs of each client kind for each MAC, heard on interface for timeout seconds.
 
     Returns {(mac, kind): [offer, ...]}. Raises OSError when the interface cannot be used."""
@@ -143,9 +145,9 @@ def probe(interface, macs, timeout):
         for mac in macs:
             for key, _title, arch, ipxe in CLIENT_KINDS:
                 xid = int.from_bytes(os.urandom(4), "big")
-                packets[xid] = ((mac, key), discover(mac, arch, ipxe, xid))
+                packets[xid] = ((mac, key), discover(mac, arch, ipxe, xid, identify))
         offers = _collect(sock, packets, timeout)
-        _ask_proxies(sock, offers, timeout, interface_address(sock, interface))
+        _ask_proxies(sock, offers, timeout, interface_address(sock, interface), identify)
         return offers
     finally:
         sock.close()
@@ -160,7 +162,7 @@ def interface_address(sock, interface):
         return NO_ADDRESS
 
 
-def _ask_proxies(sock, offers, timeout, ciaddr):
+def _ask_proxies(sock, offers, timeout, ciaddr, identify):
     """Each proxyDHCP offer gets its boot file and next-server from the server's ACK on port 4011
     (port_4011 says whether one came)."""
     asked = {}
@@ -169,7 +171,7 @@ def _ask_proxies(sock, offers, timeout, ciaddr):
         for offer in kind_offers:
             if not offer["address"] and not offer["file"]:
                 xid = int.from_bytes(os.urandom(4), "big")
-                asked[xid] = (offer, pxe_request(mac, kinds[key][2], kinds[key][3], xid, offer["boot_item"], ciaddr))
+                asked[xid] = (offer, pxe_request(mac, kinds[key][2], kinds[key][3], xid, offer["boot_item"], ciaddr, identify))
                 offer["port_4011"] = False
     deadline, resend = time.monotonic() + min(timeout, 3.0), 0.0
     while asked and time.monotonic() < deadline:

@@ -31,6 +31,11 @@ ARCH_NAMES = {0: "BIOS", 6: "UEFI ia32", 7: "UEFI x64", 9: "UEFI x64", 11: "UEFI
 # Kept per MAC: the last exchange, the last few files and iPXE requests.
 KEEP = 3
 NEAR = 2
+# How diagnose's own requests show in the logs, so that they are never taken for a machine's: its
+# DHCPDISCOVERs carry this host name (option 12; dnsmasq's log-dhcp logs "client provides name:"),
+# its /ipxe requests this query parameter (matchbox ignores labels no selector asks for).
+PROBE_CLIENT_NAME = "netboot-talos-diagnose"
+PROBE_QUERY = ("probe", "netboot-talos-diagnose")
 
 
 def mac_distance(one, other):
@@ -62,10 +67,14 @@ class Activity:
                 seen["arch"] = int(ARCH.search(what).group(1))
             elif what.startswith("user class:"):
                 seen["user_class"] = what.split(":", 1)[1].strip()
+            elif what.startswith("client provides name:"):
+                seen["client_name"] = what.split(":", 1)[1].strip()
             elif "bootfile-name" in what:
                 seen["file"] = what.split("bootfile-name", 1)[1].strip()
 
     def _exchange(self, when, xid, exchange, seen):
+        if seen.get("client_name") == PROBE_CLIENT_NAME:
+            return  # diagnose's own DISCOVER (it is logged before the exchange's other lines)
         words = exchange.group("rest").split()
         mac = next((word.lower() for word in words if MAC.match(word.lower())), None)
         if mac is None:
@@ -92,11 +101,17 @@ class Activity:
             if not match:
                 continue
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(match.group("path")).query)
+            if PROBE_QUERY[1] in query.get(PROBE_QUERY[0], []):
+                continue  # diagnose asked, not a machine
             try:
                 mac = matchbox.normalize_mac(query.get("mac", [""])[0])
             except ValueError:
                 continue
             self.ipxe.setdefault(mac, []).append((match.group("time"), match.group("path")))
+
+    def asked(self, mac):
+        """Whether a machine asked DHCP or matchbox for anything under this MAC (TFTP logs only IPs)."""
+        return mac in self.dhcp or mac in self.ipxe
 
     def macs(self):
         return set(self.dhcp) | set(self.ipxe) | {self.address_of[ip] for ip in self.tftp if ip in self.address_of}
@@ -136,9 +151,17 @@ def _off(distance):
     return "%d hex digit%s off" % (distance, "" if distance == 1 else "s")
 
 
+def _meant_for(stranger, activity, known):
+    """The node a MAC in no host_vars was most likely meant for: the closest, and among MACs equally
+    close one under which no machine asked for anything (a mistyped talos_mac never shows up itself)."""
+    if not known:
+        return None
+    return min(known, key=lambda mac: (mac_distance(mac, stranger), activity.asked(mac)))
+
+
 def _stranger_finding(stranger, activity, known):
-    """A MAC in no host_vars, with the node whose MAC comes closest; returns (finding, closest, distance)."""
-    closest = min(known, key=lambda mac: mac_distance(mac, stranger)) if known else None
+    """A MAC in no host_vars, with the node it was most likely meant for; returns (finding, closest, distance)."""
+    closest = _meant_for(stranger, activity, known)
     distance = mac_distance(closest, stranger) if closest else None
     seen = "%s, in no host_vars: %s" % (stranger, activity.describe(stranger) or "seen")
     if closest:

@@ -5,6 +5,7 @@
     lab_machines.py report LAB_DIR [TIMEOUT] wait for the first boots' report, print it as JSON
     lab_machines.py stop   LAB_DIR           stop the supervisor, its QEMU machines and node doubles
     lab_machines.py power-on LAB_DIR NAME    the power button of a machine that powered off
+    lab_machines.py double LAB_DIR NAME MODE a lab fault: the node's double down, in maintenance, or configured again
 
 The supervisor runs inside the lab namespace (roles/lab/tasks/start.yml starts it through the lab's
 netns interpreter) and logs to <lab_dir>/logs/machines.log:
@@ -35,6 +36,9 @@ netns interpreter) and logs to <lab_dir>/logs/machines.log:
   with reboot=false powers the machine off instead (Talos's graceful reset then shuts down): it
   stays off, <lab_dir>/machines/<name>/powered-off says since when, until its power button
   (`power-on`) is pressed; then it boots through PXE the same way.
+- Faults for tests (`double`): a node's double stopped (down: its IP stays, nothing listens),
+  started again in maintenance mode on the same IP, or started again configured with the config
+  its machine fetched; the supervisor keeps it, so lab-down stops it like any other.
 
 Settings: namespace, bridge, lab_dir, machines [{name, mac, firmware: bios|bios-pxe|uefi, expect:
 config|maintenance|refused, hostname, machine_type}], nodes [{name, ip, role, talos_version}],
@@ -617,6 +621,26 @@ class Lab:
             log("%s: reset: the machine boots through PXE again" % name)
             self.reboot(name)
         self.power_buttons()
+        self.double_faults()
+
+    def double_faults(self):
+        """A test asked for a node's double down, in maintenance mode or configured again (`double`)."""
+        for name in self.nodes:
+            request = self.power_file(name, "double")
+            if not os.path.exists(request):
+                continue
+            with open(request, encoding="utf-8") as handle:
+                mode = handle.read().strip()
+            process = self.doubles.pop(name, None)
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(10)
+            state_dir = os.path.join(self.nodes_dir, name)
+            arguments = {"maintenance": ["--maintenance"], "configured": ["--config", os.path.join(state_dir, "fetched.yaml")]}
+            if mode in arguments and self.start_double(name, arguments[mode], state_dir) is None:
+                mode = "not started (see %s/log)" % state_dir
+            log("%s: fault: node double %s" % (name, mode))
+            os.unlink(request)
 
     def power_file(self, name, what):
         return os.path.join(self.lab_dir, "machines", name, what)
@@ -750,7 +774,7 @@ def command_start():
         if os.path.exists(os.path.join(lab_dir, stale)):
             os.unlink(os.path.join(lab_dir, stale))
     for path in [os.path.join(lab_dir, "machines", spec["name"], what) for spec in params["machines"]
-                 for what in ("reboots.json", "powered-off", "power-on")]:
+                 for what in ("reboots.json", "powered-off", "power-on", "double")]:
         if os.path.exists(path):
             os.unlink(path)
     write_json(os.path.join(lab_dir, "settings.json"), params)
@@ -790,16 +814,34 @@ def command_power_on(lab_dir, name, timeout=300.0):
     machine_dir = os.path.join(lab_dir, "machines", name)
     if not os.path.exists(os.path.join(machine_dir, "powered-off")):
         sys.exit("%s is not powered off (no %s/powered-off)" % (name, machine_dir))
-    button = os.path.join(machine_dir, "power-on")
-    with open(button, "w", encoding="utf-8") as handle:
-        handle.write("%f\n" % time.time())
-    deadline = time.monotonic() + timeout
-    while os.path.exists(button):
-        if time.monotonic() > deadline or not pid_alive(pid):
-            os.unlink(button)
-            sys.exit("the supervisor did not take the power button of %s (see %s/logs/machines.log)" % (name, lab_dir))
-        time.sleep(0.2)
+    hand_over(lab_dir, pid, os.path.join(machine_dir, "power-on"), "%f\n" % time.time(), "the power button of " + name, timeout)
     print("%s powered on: it boots through PXE" % name)
+
+
+def hand_over(lab_dir, pid, request, content, what, timeout):
+    """Write a request file for the supervisor and wait until it took it (removed the file)."""
+    with open(request, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    deadline = time.monotonic() + timeout
+    while os.path.exists(request):
+        if time.monotonic() > deadline or not pid_alive(pid):
+            os.unlink(request)
+            sys.exit("the supervisor did not take %s (see %s/logs/machines.log)" % (what, lab_dir))
+        time.sleep(0.2)
+
+
+DOUBLE_MODES = ("down", "maintenance", "configured")
+
+
+def command_double(lab_dir, name, mode, timeout=60.0):
+    """A lab fault: the node's double stopped, in maintenance mode, or configured again; returns once it is."""
+    pid = read_pid(lab_dir)
+    if pid is None or not pid_alive(pid):
+        sys.exit("the lab's machine supervisor does not run")
+    if mode not in DOUBLE_MODES:
+        sys.exit("mode must be one of %s (got %r)" % (", ".join(DOUBLE_MODES), mode))
+    hand_over(lab_dir, pid, os.path.join(lab_dir, "machines", name, "double"), mode + "\n", "the double request of " + name, timeout)
+    print("%s: node double %s" % (name, mode))
 
 
 def command_report(lab_dir, timeout):
@@ -827,6 +869,8 @@ def main():
         command_stop(sys.argv[2])
     elif command == "power-on" and len(sys.argv) == 4:
         command_power_on(sys.argv[2], sys.argv[3])
+    elif command == "double" and len(sys.argv) == 5:
+        command_double(sys.argv[2], sys.argv[3], sys.argv[4])
     elif command == "report" and len(sys.argv) in (3, 4):
         command_report(sys.argv[2], float(sys.argv[3]) if len(sys.argv) == 4 else 900)
     else:

@@ -314,3 +314,56 @@ def test_cluster_yml_diagnoses_the_nodes_that_time_out_before_it_fails(healthy):
     failure = run.task("netboot.talos.talos_cluster : Fail for each node that is not up", host="localhost")
     assert failure["status"] == "failed" and "w1 (127.0.7.12): no answer after 3s" in run.stdout[verdicts:]
     assert "cp1 (127.0.7.11, 52:54:00:07:00:11)" not in run.stdout  # only the nodes that timed out
+
+
+def test_diagnose_s_own_probes_are_not_taken_for_what_a_machine_did(tmp_path):
+    # A machine booted (its exchange, then iPXE's /ipxe); then a diagnose run probed its MAC and a
+    # mistyped one (DISCOVERs named netboot-talos-diagnose, /ipxe with probe=netboot-talos-diagnose).
+    real, typo = "52:54:00:25:00:21", "52:54:00:25:00:22"
+    dnsmasq = tmp_path / "dnsmasq.log"
+    exchange = ("Dec  1 10:00:0{s} dnsmasq-dhcp[7]: {xid} vendor class: PXEClient:Arch:00007:UNDI:003016\n"
+                "{name}"
+                "Dec  1 10:00:0{s} dnsmasq-dhcp[7]: {xid} DHCPDISCOVER(br0) {mac}\n"
+                "Dec  1 10:00:0{s} dnsmasq-dhcp[7]: {xid} DHCPOFFER(br0) {ip} {mac}\n")
+    probe = "Dec  1 10:00:0{s} dnsmasq-dhcp[7]: {xid} client provides name: netboot-talos-diagnose\n"
+    dnsmasq.write_text(exchange.format(s=1, xid=11, name="", mac=real, ip="127.0.25.21")
+                       + "".join(exchange.format(s=5, xid=xid, name=probe.format(s=5, xid=xid), mac=mac, ip=ip)
+                                 for xid, mac, ip in ((12, real, "127.0.25.21"), (13, typo, "127.0.25.100"))))
+    matchbox_log = tmp_path / "matchbox.log"
+    matchbox_log.write_text("".join('time="2026-12-01T10:00:0%d" level=info msg="HTTP GET /ipxe?mac=%s&arch=x86_64%s"\n'
+                                    % (second, mac.replace(":", "-"), suffix)
+                                    for second, mac, suffix in ((2, real, ""), (6, real, "&probe=netboot-talos-diagnose"),
+                                                                (6, typo, "&probe=netboot-talos-diagnose"))))
+    play = [{"name": "logs", "hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
+        {"name": "read", "netboot.talos.boot_logs": {
+            "nodes": [{"name": "w1", "mac": real, "ip": "127.0.25.21"}], "dnsmasq_log": str(dnsmasq),
+            "syslog": str(tmp_path / "none"), "matchbox_log": str(matchbox_log)}}]}]
+    run = ansible_playbook(play, tmp_path / "run")
+    assert run.rc == 0, run.stdout + run.stderr
+    result = run.task("read")["result"]
+    assert result["nodes"]["w1"] == [{"link": "logs", "status": "ok", "expected": "", "action": "",
+                                      "seen": "DHCP Dec  1 10:00:01 DHCPDISCOVER/DHCPOFFER 127.0.25.21 (UEFI x64); "
+                                              "matchbox /ipxe 2026-12-01T10:00:02"}], result["nodes"]
+    assert [entry for entry in result["findings"] if typo in entry["seen"]] == [], result["findings"]
+
+
+def test_a_mac_equally_close_to_two_nodes_goes_with_the_one_that_never_showed_up(tmp_path):
+    # w1's talos_mac is mistyped (01:21 for 00:21): the machine's real MAC is one digit off w1's and
+    # one digit off cp1's too; cp1 boots under its own MAC, w1's never appears, so it is w1's.
+    cp1, typo, real = "52:54:00:25:00:11", "52:54:00:25:01:21", "52:54:00:25:00:21"
+    dnsmasq = tmp_path / "dnsmasq.log"
+    dnsmasq.write_text("".join("Dec  1 10:00:0%d dnsmasq-dhcp[7]: %d %s(br0) %s %s\n" % (second, xid, message, ip, mac)
+                               for second, xid, mac, ip in ((1, 21, cp1, "127.0.25.11"), (3, 22, real, "127.0.25.21"))
+                               for message in ("DHCPOFFER", "DHCPACK")))
+    play = [{"name": "logs", "hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
+        {"name": "read", "netboot.talos.boot_logs": {
+            "nodes": [{"name": "cp1", "mac": cp1, "ip": "127.0.25.11"}, {"name": "w1", "mac": typo, "ip": "127.0.25.21"}],
+            "dnsmasq_log": str(dnsmasq), "syslog": str(tmp_path / "none"), "matchbox_log": str(tmp_path / "none")}}]}]
+    run = ansible_playbook(play, tmp_path / "run")
+    assert run.rc == 0, run.stdout + run.stderr
+    result = run.task("read")["result"]
+    assert result["nodes"]["cp1"][0]["status"] == "ok", result["nodes"]
+    (w1,) = result["nodes"]["w1"]
+    assert w1["status"] == "warning" and "a MAC close to it booted: %s (1 hex digit off)" % real in w1["seen"], w1
+    (finding,) = result["findings"]
+    assert "closest node w1 (%s, 1 hex digit off)" % typo in finding["seen"] and "set talos_mac: %s" % real in finding["action"], finding
