@@ -236,9 +236,13 @@ def test_uefi_machine_loads_ipxe_efi_over_tftp(lab):
 
 
 def tftp_requests(ip):
-    """tftpd's RRQ lines for one client, in the lab syslog's order."""
+    """tftpd's RRQ lines for one client since this lab's supervisor started (the syslog file outlives
+    lab runs), in the log's order."""
+    since = (LAB_DIR / "settings.json").stat().st_mtime - 1
+    year = time.localtime().tm_year
     return [line for line in (LAB_DIR / "logs" / "syslog.log").read_text().splitlines()
-            if "in.tftpd" in line and re.search(r"RRQ from (::ffff:)?%s filename " % re.escape(ip), line)]
+            if "in.tftpd" in line and re.search(r"RRQ from (::ffff:)?%s filename " % re.escape(ip), line)
+            and time.mktime(time.strptime("%d %s" % (year, line[:15]), "%Y %b %d %H:%M:%S")) >= since]
 
 
 def test_bios_pxe_machine_loads_undionly_kpxe_then_the_chain_script(lab_runs, lab):
