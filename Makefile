@@ -16,7 +16,7 @@ DEBIAN_PACKAGES := podman runc qemu-system-x86 ipxe ipxe-qemu ovmf tftpd-hpa tft
 BENCH_DEBIAN_PACKAGES := openssh-server openssh-client
 MOLECULE_SCENARIOS := $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 
-.PHONY: help deps venv lint sanity unit install-test release-lint molecule e2e test bench bench-deps lab lab-site lab-reprovision lab-down clean
+.PHONY: help deps venv lint sanity checks unit install-test release-lint molecule molecule-scenarios $(MOLECULE_SCENARIOS:%=molecule-%) e2e test bench bench-deps lab lab-site lab-reprovision lab-down clean
 
 help:
 	@echo "make lab       boot the virtual lab end to end (QEMU, BIOS and UEFI machines), offline"
@@ -62,16 +62,26 @@ release-lint: venv
 	$(BIN)/antsibull-changelog lint
 	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
 
+# The scenarios share nothing (namespaces, addresses, state directories and containers of their own)
+# and each is one Ansible process mostly: they run side by side, each one's output printed whole.
 molecule: deps venv
-	@for s in $(MOLECULE_SCENARIOS); do \
-		echo "== molecule scenario $$s"; \
-		$(BIN)/molecule test -s $$s || exit 1; \
-	done
+	@$(MAKE) --no-print-directory -o $(BIN)/.installed -j 2 --output-sync=target molecule-scenarios
+
+molecule-scenarios: $(MOLECULE_SCENARIOS:%=molecule-%)
+
+$(MOLECULE_SCENARIOS:%=molecule-%): molecule-%:
+	@echo "== molecule scenario $*"
+	$(BIN)/molecule test -s $*
 
 e2e: deps venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
 
-test: deps venv lint release-lint sanity unit install-test molecule e2e
+# lint, release-lint and sanity only read the work tree and are single processes mostly: side by side
+# on two cores, each one's output printed whole when it ends.
+checks: deps venv
+	@$(MAKE) --no-print-directory -o $(BIN)/.installed -j 3 --output-sync=target lint release-lint sanity
+
+test: deps venv checks unit install-test molecule e2e
 
 # LAB_MODE=auto or online: the real matchbox image and Talos assets (see inventory/lab); default offline.
 lab: deps venv
