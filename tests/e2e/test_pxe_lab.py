@@ -264,7 +264,9 @@ def test_bios_pxe_machine_loads_undionly_kpxe_then_the_chain_script(lab_runs, la
         tftp_times = [event["t"] for event in report["events"] if event["source"] == "tftp"]
         ipxe_dhcp = [event["t"] for event in report["events"] if event["event"] == "user class: iPXE"]
         assert tftp_times[0] <= ipxe_dhcp[0] <= tftp_times[1], report["events"]  # iPXE asked only after undionly.kpxe came
-        assert [path.split("?", 1)[0] for path in report["ipxe_scripts"]] == ["/boot.ipxe", "/ipxe"]
+        # /boot.ipxe then /ipxe (404), once more if the chain script's one retry ran before the stop
+        asked = [path.split("?", 1)[0] for path in report["ipxe_scripts"]]
+        assert asked in (["/boot.ipxe", "/ipxe"], ["/boot.ipxe", "/ipxe"] * 2), report["ipxe_scripts"]
         assert report["refused"], "matchbox did not answer 404 to %s's /ipxe" % report["name"]
     # the supervisor's own judgement of the path (pxe_rom_problems) agrees
     problems = json.loads((LAB_DIR / "report.json").read_text())["problems"]
